@@ -1,0 +1,17 @@
+"""Thin Faust agents: read, convert, call ``models``, update tables, send.
+
+Two stages: ``ingest`` (partitioned by ingress key) validates, dead-letters and resolves identity;
+``users`` (partitioned by canonical user) applies events to profiles, fires due times and decides.
+"""
+
+from agents.runtime import Runtime
+
+__all__ = ["Runtime", "register"]
+
+
+def register(app: object, rt: Runtime) -> None:
+    """Attach every agent to ``app`` (called by :func:`app.factory.create_app`)."""
+    from agents import ingest, users
+
+    ingest.register(app, rt)
+    users.register(app, rt)

@@ -1,0 +1,71 @@
+"""Stage 1, ``ingest``: ingress topics -> validation -> identity -> the user stream.
+
+Partitioned like the ingress topics (by anonymous id, else user id), so an anonymous id's link
+lives on the partition its events arrive on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from agents import metrics
+from agents.dlq import dead_letter
+from agents.runtime import Runtime
+from models.facts import EventFacts
+from models.identity import LinkOutcome, anon_key, resolve
+from schemas.dlq import Reason
+from schemas.validate import Rejected, parse_ingress_topic, validate
+
+log = logging.getLogger(__name__)
+
+
+async def handle(rt: Runtime, topic: str, key: bytes | None, value: bytes | None, arrived_ms: int) -> Rejected | None:
+    """Process one ingress message; return the rejection if it was refused."""
+    parsed = parse_ingress_topic(rt.prefix, topic)
+    channel, etype = parsed if parsed else (None, None)
+    result = validate(value, topic_channel=channel, topic_type=etype, policy=rt.validation, key=key, check_key=True)
+    if isinstance(result, Rejected):
+        return result
+    event = result.event
+    metrics.EVENTS_CONSUMED.labels(event.channel, event.type.value).inc()
+    linked = rt.identity.get(event.anonymous_id) if event.anonymous_id else None
+    res = resolve(event.user_id, event.anonymous_id, linked.decode() if linked else None)
+    if res.outcome is LinkOutcome.new:
+        assert event.anonymous_id is not None and event.user_id is not None
+        rt.identity[event.anonymous_id] = event.user_id.encode()
+        metrics.IDENTITY_LINKS.inc()
+        await rt.user_stream.send(
+            key=anon_key(event.anonymous_id).encode(),
+            value=orjson.dumps({"kind": "link", "target": res.canonical}),
+        )
+    elif res.outcome is LinkOutcome.conflict:
+        metrics.IDENTITY_CONFLICTS.inc()
+        log.warning("identity conflict: an anonymous id already linked to another user (event %s)", event.event_id)
+    facts = EventFacts.from_event(event, result.spend)
+    await rt.user_stream.send(
+        key=res.canonical.encode(),
+        value=orjson.dumps({"kind": "event", "facts": facts.to_dict(), "arrived_ms": arrived_ms}),
+    )
+    return None
+
+
+def register(app: Any, rt: Runtime) -> None:
+    @app.agent(rt.ingress, name="ingest")
+    async def ingest(stream: Any) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            try:
+                rejected = await handle(rt, m.topic, m.key, ev.value, m.timestamp)
+                if rejected is not None:
+                    await dead_letter(
+                        rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
+                        value=ev.value, reason=rejected.reason, detail=rejected.detail,
+                    )
+            except Exception as exc:  # one bad event never stops the stream
+                await dead_letter(
+                    rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
+                    value=ev.value, reason=Reason.processing_error, detail=repr(exc),
+                )

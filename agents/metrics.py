@@ -1,0 +1,39 @@
+"""Prometheus metrics of the worker. No user or item ids in labels: only bounded label sets."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+EVENTS_CONSUMED = Counter(
+    "nba_events_consumed_total", "Valid ingress events, by channel and type.", ["channel", "type"]
+)
+EVENTS_INVALID = Counter("nba_events_invalid_total", "Dead-lettered messages, by reason.", ["reason"])
+EVENTS_APPLIED = Counter("nba_events_applied_total", "Events applied to a profile.")
+EVENTS_DUPLICATE = Counter("nba_events_duplicate_total", "Duplicate events dropped (channel, event_id).")
+EVENTS_LATE = Counter("nba_events_late_total", "Events older than the user's dedupe window, not applied.")
+EVENTS_BACKFILL = Counter("nba_events_backfill_total", "Events applied but too old to trigger actions.")
+IDENTITY_LINKS = Counter("nba_identity_links_total", "New anonymous-to-user links.")
+IDENTITY_CONFLICTS = Counter("nba_identity_conflicts_total", "Links refused: anonymous id already linked.")
+PROFILES_MERGED = Counter("nba_profiles_merged_total", "Anonymous profiles merged into users.")
+ACTIONS_PUBLISHED = Counter(
+    "nba_actions_published_total", "Actions published to marketing.actions.", ["action_type", "channel"]
+)
+ACTIONS_SUPPRESSED = Counter("nba_actions_suppressed_total", "Decisions not sent (no-send mode).")
+DUE_FIRED = Counter("nba_due_fired_total", "Due-time wake-ups fired by the event-time watermark.")
+USERS_DORMANT = Counter("nba_users_dormant_total", "Users marked dormant by the due-time index.")
+PROCESSING_LATENCY = Histogram(
+    "nba_processing_latency_seconds",
+    "Wall time from ingress arrival (record timestamp) to the profile update.",
+    buckets=_LATENCY_BUCKETS,
+)
+ACTION_LATENCY = Histogram(
+    "nba_action_latency_seconds",
+    "Wall time from the trigger event's ingress arrival to the action publish.",
+    buckets=_LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge("nba_consumer_lag", "Messages not yet committed, per topic partition.", ["topic", "partition"])
+WATERMARK = Gauge("nba_watermark_seconds", "Event-time watermark of each user-stream partition.", ["partition"])
+MIRROR_FLUSHES = Counter("nba_redis_flushes_total", "Pipelined Redis mirror flushes.")
+MIRROR_ERRORS = Counter("nba_redis_errors_total", "Failed Redis mirror flushes (retried).")

@@ -1,0 +1,87 @@
+"""What the agents are handed by the app: topics, tables, the Redis mirror and the rules.
+
+Agents import no settings: the app converts settings into this object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from models.clock import PartitionClock
+from models.decision import CatalogEntry, RulePolicy
+from schemas.validate import ValidationPolicy
+
+
+class Mirror(Protocol):
+    """Write-behind copy of profiles for readers outside the worker."""
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+
+class JsonTable(MutableMapping[str, Any]):
+    """A Faust table of ``str -> bytes`` seen as ``str -> JSON value`` (values encoded with orjson).
+
+    Assigning a value is what writes the changelog: mutate a copy and assign it back.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        raw = self.table.get(key)
+        if raw is None:
+            raise KeyError(key)
+        return orjson.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key] = orjson.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRules:
+    """Event-time rules, seconds of event time."""
+
+    dedupe_window_s: float
+    lateness_s: float
+    backfill_max_age_s: float
+    due_bucket_s: float
+    dormant_after_s: float
+
+
+@dataclass
+class Runtime:
+    prefix: str
+    validation: ValidationPolicy
+    time: TimeRules
+    rule: RulePolicy
+    no_send: bool
+    mirror: Mirror
+    # Faust objects (typed Any: faust ships no type information we can check against)
+    ingress: Any = None
+    user_stream: Any = None
+    dlq: Any = None
+    actions: Any = None
+    identity: Any = None
+    """anonymous id -> linked user id (bytes)."""
+    profiles: Any = None
+    """canonical user -> Profile (orjson bytes)."""
+    clocks_table: JsonTable | None = None
+    """partition -> PartitionClock dict."""
+    due: JsonTable | None = None
+    """due bucket -> members (see models.due)."""
+    catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
+    """In-memory clocks of the partitions this worker owns (cleared on rebalance)."""

@@ -1,0 +1,143 @@
+"""The app factory: settings in, a ready-to-run Faust app out. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+from faust.sensors import Sensor
+
+import agents
+from agents.runtime import JsonTable, Runtime, TimeRules
+from agents.users import forget_clocks, resync_mirror
+from app import web
+from app.catalog import CatalogCache
+from app.kafka import client_kwargs
+from app.redis_mirror import RedisMirror
+from app.settings import Settings
+from app.topics import TopicNames
+from models.decision import RulePolicy
+from schemas.validate import ValidationPolicy
+
+log = logging.getLogger(__name__)
+
+
+class _CommitSensor(Sensor):  # type: ignore[misc]
+    def __init__(self, tracker: web.CommitTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        self.tracker.committed()
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    k, w = settings.kafka, settings.worker
+    credentials = None
+    if k.sasl_mechanism:
+        credentials = faust.SASLCredentials(
+            username=k.sasl_username,
+            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            mechanism=k.sasl_mechanism,
+            ssl_context=None,
+        )
+    return faust.App(
+        w.app_id,
+        broker=k.url,
+        broker_credentials=credentials,
+        store=w.store,
+        datadir=str(w.datadir),
+        topic_partitions=k.partitions,
+        topic_replication_factor=k.replication,
+        topic_disable_leader=True,
+        table_standby_replicas=0,
+        broker_commit_interval=w.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        web_host=w.web_host,
+        web_port=w.web_port,
+        web_bind=w.web_host,
+        web_enabled=True,
+        autodiscover=False,
+    )
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    """Build the worker: topics, tables, agents, background tasks and web endpoints."""
+    app = _faust_app(settings)
+    names = TopicNames.of(settings)
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    partitions = settings.kafka.partitions
+
+    redis_client = aioredis.Redis.from_url(
+        settings.redis.url,
+        password=settings.redis.password.get_secret_value() if settings.redis.password else None,
+    )
+    mirror = RedisMirror(redis_client, settings.redis.key_prefix)
+    catalog = CatalogCache(names.catalog, client_kwargs(settings))
+    t = settings.time
+    rt = Runtime(
+        prefix=settings.kafka.topic_prefix,
+        validation=ValidationPolicy(
+            channels=frozenset(settings.ingress.channels),
+            max_bytes=settings.ingress.max_message_bytes,
+            base_currency=settings.ingress.base_currency,
+            fx_rates=dict(settings.ingress.fx_rates),
+        ),
+        time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s, t.dormant_after_s),
+        rule=RulePolicy(settings.rule.views_threshold, settings.rule.cooldown_s, settings.rule.expiry_s),
+        no_send=settings.worker.no_send,
+        mirror=mirror,
+        catalog=catalog.items,
+    )
+    # Topics and tables, all in one place.
+    rt.ingress = app.topic(*names.all_ingress, **raw)
+    rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
+    rt.dlq = app.topic(names.dlq, **raw)
+    rt.actions = app.topic(names.actions, **raw)
+    def table(name: str) -> Any:
+        return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=bytes)
+
+    rt.identity = table("identity")
+    rt.profiles = table("profiles")
+    rt.clocks_table = JsonTable(table("clocks"))
+    rt.due = JsonTable(table("due"))
+
+    agents.register(app, rt)
+
+    commits = web.CommitTracker()
+    app.sensors.add(_CommitSensor(commits))
+    readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
+    web.register(app, readiness, mirror)
+
+    @app.task
+    async def mirror_loop() -> None:
+        try:
+            await mirror.run(settings.redis.flush_interval_s)
+        finally:  # the worker is stopping: write what is pending
+            await mirror.flush()
+
+    @app.task
+    async def catalog_loop() -> None:
+        while True:
+            try:
+                await catalog.run()
+            except Exception as exc:
+                log.warning("catalog reader stopped (%r); restarting in 5s", exc)
+                await asyncio.sleep(5)
+
+    @app.on_rebalance_complete.connect
+    async def _after_recovery(sender: Any, **kwargs: Any) -> None:
+        forget_clocks(rt)
+        await resync_mirror(rt)
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        forget_clocks(rt)
+
+    return app, rt

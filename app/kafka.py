@@ -1,0 +1,63 @@
+"""Kafka plumbing outside Faust: client options from settings, and topic creation/verification."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.settings import Settings
+from app.topics import TopicSpec, topic_specs
+
+log = logging.getLogger(__name__)
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Options every aiokafka client of this service uses (bootstrap, security)."""
+    k = settings.kafka
+    kw: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        kw["sasl_mechanism"] = k.sasl_mechanism
+        kw["sasl_plain_username"] = k.sasl_username
+        kw["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+    return kw
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReport:
+    created: list[str]
+    existing: list[str]
+    mismatched: list[str]
+    """Topics whose partition count differs from the configuration (never changed automatically:
+    adding partitions moves keys between partitions and so between table shards)."""
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> TopicReport:
+    """Create missing topics with their configured partitions and retention; verify the rest."""
+    specs = specs if specs is not None else topic_specs(settings)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, settings.kafka.replication, topic_configs=s.config)
+                    for s in missing
+                ],
+                validate_only=False,
+            )
+        present = [s for s in specs if s.name in existing]
+        mismatched: list[str] = []
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                if counts.get(s.name) != s.partitions:
+                    mismatched.append(f"{s.name}: has {counts.get(s.name)} partitions, configured {s.partitions}")
+        return TopicReport([s.name for s in missing], [s.name for s in present], mismatched)
+    finally:
+        await admin.close()

@@ -1,0 +1,99 @@
+"""All configuration, from environment variables (prefix ``NBA_``, nested sections with ``__``).
+
+Example: ``NBA_KAFKA__BOOTSTRAP=127.0.0.1:9092``, ``NBA_TIME__LATENESS_S=300``.
+Every default is documented in the README's environment-variable table
+(``nba config`` prints the effective values, secrets masked).
+Clock of each time setting: **event time** unless its name says ``wall``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CHANNELS = ["app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"]
+DAY = 86_400.0
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = Field("127.0.0.1:9092", description="Broker list, host:port[,host:port].")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every topic this service creates.")
+    replication: int = Field(1, ge=1, le=16, description="Replication factor of created topics.")
+    topic_prefix: str = Field("", description="Prefix of every topic name (isolates environments and tests).")
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    retention_events_ms: int = Field(7 * 86_400_000, description="Ingress and internal topics (wall time).")
+    retention_actions_ms: int = Field(7 * 86_400_000, description="marketing.actions (wall time).")
+    retention_dlq_ms: int = Field(30 * 86_400_000, description="events.dlq (wall time).")
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"kafka://{hp}" for hp in self.bootstrap.split(","))
+
+
+class RedisSettings(BaseModel):
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (no password in it).")
+    password: SecretStr | None = None
+    key_prefix: str = Field("nba:", description="Prefix of every Redis key this service writes.")
+    flush_interval_s: float = Field(0.1, gt=0, le=10, description="Mirror flush period (wall time).")
+
+
+class WorkerSettings(BaseModel):
+    app_id: str = Field("omnichannel-nba", description="Faust app id = consumer group and changelog prefix.")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    datadir: Path = Field(Path("var/worker"), description="Local table storage (RocksDB).")
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
+    commit_interval_s: float = Field(1.0, gt=0, description="Offset commit period (wall time).")
+    no_send: bool = Field(False, description="Rebuild state without publishing any action.")
+    loglevel: str = "info"
+
+
+class IngressSettings(BaseModel):
+    channels: list[str] = Field(default_factory=lambda: list(DEFAULT_CHANNELS))
+    max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    base_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    fx_rates: dict[str, float] = Field(
+        default_factory=lambda: {"USD": 7.1, "EUR": 7.7, "HKD": 0.91, "JPY": 0.047, "GBP": 9.0},
+        description="Base-currency units per unit of each currency.",
+    )
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
+
+
+class TimeSettings(BaseModel):
+    """Event-time rules (seconds of event time)."""
+
+    dedupe_window_s: float = Field(7 * DAY, gt=0, description="Exact dedupe window behind a user's newest event.")
+    lateness_s: float = Field(300.0, ge=0, description="Watermark = newest event time on a partition minus this.")
+    backfill_max_age_s: float = Field(DAY, ge=0, description="Events older than this behind the watermark never trigger an action.")
+    due_bucket_s: float = Field(3600.0, gt=0, description="Granularity of the due-time index.")
+    dormant_after_s: float = Field(30 * DAY, gt=0, description="Silence after which a user is dormant.")
+
+
+class RuleSettings(BaseModel):
+    views_threshold: int = Field(3, ge=1)
+    cooldown_s: float = Field(DAY, ge=0, description="Event time between two recommend_item to one user.")
+    expiry_s: float = Field(2 * DAY, gt=0)
+
+
+class Settings(BaseSettings):
+    """The one settings object. Sections: kafka, redis, worker, ingress, time, rule."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NBA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    worker: WorkerSettings = WorkerSettings()
+    ingress: IngressSettings = IngressSettings()
+    time: TimeSettings = TimeSettings()
+    rule: RuleSettings = RuleSettings()

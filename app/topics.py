@@ -1,0 +1,101 @@
+"""Every topic of the service, declared in one place: name, partitions, key, retention.
+
+Retention is deliberate (wall time, since Kafka applies it to record timestamps, which stay
+wall-clock; event time lives in the payload so replayed history is never dropped by it):
+ingress and internal 7 days, actions 7 days, DLQ 30 days, catalog compacted forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.settings import Settings
+from schemas.validate import ingress_topic
+
+EVENT_TYPES = ("click", "view", "share", "purchase")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    key: str = ""
+    schema: str = ""
+    producer: str = ""
+    consumer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Names of the service's topics under the configured prefix."""
+
+    prefix: str
+    channels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> TopicNames:
+        return cls(settings.kafka.topic_prefix, tuple(settings.ingress.channels))
+
+    def ingress(self, channel: str, event_type: str) -> str:
+        return ingress_topic(self.prefix, channel, event_type)
+
+    @property
+    def all_ingress(self) -> list[str]:
+        return [self.ingress(c, t) for c in self.channels for t in EVENT_TYPES]
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}events.dlq"
+
+    @property
+    def user_stream(self) -> str:
+        return f"{self.prefix}nba.user-stream"
+
+    @property
+    def actions(self) -> str:
+        return f"{self.prefix}marketing.actions"
+
+    @property
+    def catalog(self) -> str:
+        return f"{self.prefix}catalog.items"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic ``nba topics`` creates, with its documented contract."""
+    names = TopicNames.of(settings)
+    k = settings.kafka
+    n = k.partitions
+    delete = {"cleanup.policy": "delete"}
+    specs = [
+        TopicSpec(
+            name,
+            n,
+            {**delete, "retention.ms": str(k.retention_events_ms)},
+            key="anonymous_id if present, else user_id",
+            schema="event.v1",
+            producer="app teams (every channel)",
+            consumer="worker: ingest",
+        )
+        for name in names.all_ingress
+    ]
+    specs += [
+        TopicSpec(
+            names.dlq, n, {**delete, "retention.ms": str(k.retention_dlq_ms)},
+            key="original key", schema="dead_letter.v1", producer="worker", consumer="SREs, producer teams",
+        ),
+        TopicSpec(
+            names.user_stream, n, {**delete, "retention.ms": str(k.retention_events_ms)},
+            key="canonical user (u:<user_id> | a:<anonymous_id>)", schema="internal",
+            producer="worker: ingest", consumer="worker: users",
+        ),
+        TopicSpec(
+            names.actions, n, {**delete, "retention.ms": str(k.retention_actions_ms)},
+            key="user_id", schema="next_best_action.v1", producer="worker: users", consumer="marketing senders",
+        ),
+        TopicSpec(
+            names.catalog, 1, {"cleanup.policy": "compact"},
+            key="item_id", schema="catalog_item.v1", producer="catalog service", consumer="worker (every instance)",
+        ),
+    ]
+    return specs

@@ -1,0 +1,126 @@
+"""HTTP endpoints on the worker's web port: ``/metrics``, ``/healthz``, ``/readyz``, ``/users/{id}``.
+
+``/readyz`` answers 200 only when Kafka answers a metadata request, Redis answers PING, the
+worker owns partitions, is not rebalancing, and has committed within ``commit_stall_s`` whenever
+it has read messages it has not committed yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka.client import AIOKafkaClient
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agents import metrics
+from app.redis_mirror import RedisMirror
+
+
+class CommitTracker:
+    """Remembers when offsets were last committed (a Faust sensor calls :meth:`committed`)."""
+
+    def __init__(self) -> None:
+        self.last_commit = time.monotonic()
+
+    def committed(self) -> None:
+        self.last_commit = time.monotonic()
+
+
+class Readiness:
+    def __init__(
+        self, app: Any, kafka_kwargs: dict[str, Any], mirror: RedisMirror, commits: CommitTracker,
+        commit_stall_s: float = 30.0, timeout_s: float = 2.0,
+    ) -> None:
+        self.app = app
+        self.kafka_kwargs = kafka_kwargs
+        self.mirror = mirror
+        self.commits = commits
+        self.commit_stall_s = commit_stall_s
+        self.timeout_s = timeout_s
+        self._client: AIOKafkaClient | None = None
+
+    async def _kafka(self) -> bool:
+        if self._client is None:
+            self._client = AIOKafkaClient(**self.kafka_kwargs)
+            await asyncio.wait_for(self._client.bootstrap(), self.timeout_s)
+        await asyncio.wait_for(self._client.fetch_all_metadata(), self.timeout_s)
+        return True
+
+    async def _redis(self) -> bool:
+        return bool(await asyncio.wait_for(self.mirror.client.ping(), self.timeout_s))
+
+    def _committing(self) -> tuple[bool, str]:
+        consumer = self.app.consumer
+        assignment = consumer.assignment()
+        if not assignment:
+            return False, "no partitions assigned"
+        if self.app.rebalancing:
+            return False, "rebalancing"
+        mon = self.app.monitor
+        read, done = mon.tp_read_offsets, mon.tp_committed_offsets
+        uncommitted = any(read.get(tp, -1) > (done.get(tp) or -1) for tp in assignment)
+        stalled = time.monotonic() - self.commits.last_commit > self.commit_stall_s
+        if uncommitted and stalled:
+            return False, f"no commit for {self.commit_stall_s:.0f}s with messages pending"
+        return True, "ok"
+
+    async def check(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, probe in (("kafka", self._kafka), ("redis", self._redis)):
+            try:
+                result[name] = "ok" if await probe() else "down"
+            except Exception as exc:
+                if name == "kafka" and self._client is not None:
+                    await self._client.close()
+                    self._client = None
+                result[name] = f"down: {type(exc).__name__}"
+        ok, why = self._committing()
+        result["partitions"] = why
+        result["ready"] = all(v == "ok" for v in result.values())
+        return result
+
+
+async def update_lag(app: Any) -> None:
+    """Set the consumer-lag gauge: log end offset minus committed offset (the fetch position
+    before this process's first commit), for the partitions the agents consume."""
+    consumer = app.consumer
+    committed = app.monitor.tp_committed_offsets
+    for tp in consumer.assignment():
+        if tp.topic.endswith("-changelog"):
+            continue  # table recovery reads these; they have no consumer-group lag
+        try:
+            high = consumer.highwater(tp)
+            done = committed.get(tp)
+            if done is None:
+                done = await consumer.position(tp)
+        except Exception:
+            continue
+        if high is None or done is None:
+            continue
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+
+
+def register(app: Any, readiness: Readiness, mirror: RedisMirror) -> None:
+    @app.page("/metrics")
+    async def prometheus(self: Any, request: Any) -> Any:
+        await update_lag(app)
+        # aiohttp takes the charset separately from the content type
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        return self.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        result = await readiness.check()
+        return self.json(result, status=200 if result["ready"] else 503)
+
+    @app.page("/users/{user_id}")
+    async def user(self: Any, request: Any, user_id: str) -> Any:
+        profile = await mirror.read_profile(user_id)
+        if profile is None:
+            return self.json({"error": "unknown user", "user_id": user_id}, status=404)
+        return self.json(profile)

@@ -1,0 +1,139 @@
+"""The next-best-action decision: a pure function of a :class:`DecisionContext`.
+
+``decide(ctx) -> (Decision | None, ContactState)``: no I/O, no clock but ``ctx.now`` (event
+time), no randomness but ``ctx.rng``. The worker, the offline evaluator and the tests call the
+same function.
+
+Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
+without buying it gets ``recommend_item`` for that item on their most-used consented channel, at
+most once per ``cooldown_s`` of event time.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from models.facts import EventFacts
+from models.profile import Profile
+
+ACTION_NAMESPACE = uuid.UUID("6f1e3a52-8c1d-4d0e-9a57-3c0b7d2f9e41")
+RULE_VERSION = "rule-1"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """When each action type was last sent to the user (event time)."""
+
+    last_sent: Mapping[str, float] = field(default_factory=dict)
+
+    def sent(self, action_type: str, at: float) -> ContactState:
+        return replace(self, last_sent={**self.last_sent, action_type: at})
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    title: str
+    price: float = 0.0
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RulePolicy:
+    views_threshold: int = 3
+    cooldown_s: float = 86_400.0
+    expiry_s: float = 2 * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    profile: Profile
+    now: float
+    """Event time of the decision (the trigger's ``occurred_at``, or a due time)."""
+    rng: random.Random
+    contact: ContactState = ContactState()
+    predictions: Mapping[str, float] = field(default_factory=dict)
+    consent: Mapping[str, bool] = field(default_factory=dict)
+    """channel -> consent; a channel absent from the map is allowed (explicit revocation only)."""
+    catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
+    trigger: EventFacts | None = None
+    policy: RulePolicy = RulePolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action_id: str
+    action_type: str
+    channel: str
+    item_ids: tuple[str, ...]
+    score: float
+    reasons: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    trigger_event_id: str | None
+    model_versions: Mapping[str, str]
+
+
+def action_id(canonical: str, action_type: str, trigger: str) -> str:
+    """Deterministic id: the same decision on a redelivered event has the same id.
+
+    >>> action_id("u:1", "recommend_item", "app/e1") == action_id("u:1", "recommend_item", "app/e1")
+    True
+    """
+    return uuid.uuid5(ACTION_NAMESPACE, f"{canonical}|{action_type}|{trigger}").hex
+
+
+def _channel(profile: Profile, consent: Mapping[str, bool]) -> str | None:
+    ranked = sorted(profile.by_channel.items(), key=lambda kv: (-kv[1], kv[0]))
+    for channel, _ in ranked:
+        if consent.get(channel, True):
+            return channel
+    return None
+
+
+def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
+    """Decide what to send now, if anything.
+
+    Examples
+    --------
+    >>> p = Profile("u:1", by_channel={"wechat": 3}, item_views={"c1": [3, 9.0]})
+    >>> t = EventFacts(event_id="e3", type="view", channel="wechat", ts=9.0, item_id="c1")
+    >>> d, contact = decide(DecisionContext(profile=p, now=9.0, rng=random.Random(0), trigger=t))
+    >>> d.action_type, d.channel, d.item_ids, contact.last_sent
+    ('recommend_item', 'wechat', ('c1',), {'recommend_item': 9.0})
+    >>> decide(DecisionContext(profile=p, now=10.0, rng=random.Random(0), trigger=t, contact=contact))[0]
+    """
+    trigger, profile, policy = ctx.trigger, ctx.profile, ctx.policy
+    if trigger is None or trigger.type != "view" or trigger.item_id is None:
+        return None, ctx.contact
+    item = trigger.item_id
+    views = int(profile.item_views.get(item, [0, 0.0])[0])
+    if views < policy.views_threshold or item in profile.bought:
+        return None, ctx.contact
+    last = ctx.contact.last_sent.get("recommend_item")
+    if last is not None and ctx.now - last < policy.cooldown_s:
+        return None, ctx.contact
+    channel = _channel(profile, ctx.consent)
+    if channel is None:
+        return None, ctx.contact
+    entry = ctx.catalog.get(item)
+    name = f"'{entry.title}'" if entry else f"item {item}"
+    reasons = (
+        f"viewed {name} {views} times without buying it",
+        f"most active on {channel} ({profile.by_channel[channel]} of {profile.events} events)",
+    )
+    decision = Decision(
+        action_id=action_id(profile.canonical, "recommend_item", trigger.dedupe_key),
+        action_type="recommend_item",
+        channel=channel,
+        item_ids=(item,),
+        score=float(views),
+        reasons=reasons,
+        created_at=ctx.now,
+        expires_at=ctx.now + policy.expiry_s,
+        trigger_event_id=trigger.event_id,
+        model_versions={"policy": RULE_VERSION},
+    )
+    return decision, ctx.contact.sent("recommend_item", ctx.now)

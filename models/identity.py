@@ -1,0 +1,82 @@
+"""Identity stitching: which canonical user an event belongs to, and when to link identities.
+
+Canonical ids are ``u:<user_id>`` for logged-in users and ``a:<anonymous_id>`` for anonymous
+browsers never linked. Rules:
+
+* an event with both ids links the anonymous id to the user: the **first link wins**;
+* a later event linking the same anonymous id to another user is a *conflict* (a shared device):
+  it is counted and attributed to the user it names, and nothing is merged;
+* an event with only an anonymous id is always routed to ``a:<anonymous_id>``. Once that
+  profile has been merged into a user it forwards every later event there. Routing never
+  depends on state that a redelivery could see differently, so one event always reaches the
+  same profile and its dedupe record (see :mod:`models.profile`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+USER = "u:"
+ANON = "a:"
+
+
+def user_key(user_id: str) -> str:
+    return USER + user_id
+
+
+def anon_key(anonymous_id: str) -> str:
+    return ANON + anonymous_id
+
+
+def external_id(canonical: str) -> tuple[str, str]:
+    """``("user" | "anonymous", id)`` of a canonical id."""
+    if canonical.startswith(USER):
+        return "user", canonical[len(USER) :]
+    return "anonymous", canonical[len(ANON) :]
+
+
+class LinkOutcome(StrEnum):
+    none = "none"
+    """The event carries one id, or a link already known."""
+    new = "new"
+    """First link of this anonymous id: store it and merge the anonymous history."""
+    conflict = "conflict"
+    """The anonymous id is already linked to another user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    canonical: str
+    outcome: LinkOutcome
+
+
+def resolve(user_id: str | None, anonymous_id: str | None, linked_user: str | None) -> Resolution:
+    """Resolve one event's canonical user.
+
+    Parameters
+    ----------
+    user_id, anonymous_id
+        The ids the event carries (at least one).
+    linked_user
+        The user id this anonymous id was first linked to, if any.
+
+    Examples
+    --------
+    >>> resolve("u1", "d1", None)
+    Resolution(canonical='u:u1', outcome=<LinkOutcome.new: 'new'>)
+    >>> resolve(None, "d1", "u1").canonical
+    'a:d1'
+    >>> resolve("u2", "d1", "u1").outcome.value
+    'conflict'
+    """
+    if user_id is not None and anonymous_id is not None:
+        if linked_user is None:
+            return Resolution(user_key(user_id), LinkOutcome.new)
+        outcome = LinkOutcome.none if linked_user == user_id else LinkOutcome.conflict
+        return Resolution(user_key(user_id), outcome)
+    if user_id is not None:
+        return Resolution(user_key(user_id), LinkOutcome.none)
+    if anonymous_id is None:
+        raise ValueError("an event needs a user_id or an anonymous_id")
+    return Resolution(anon_key(anonymous_id), LinkOutcome.none)

@@ -1,0 +1,206 @@
+"""The live per-user profile, its exact-once application of events, and identity merges.
+
+Promises
+--------
+* :func:`apply_event` applies each event at most once: the record of applied event keys lives
+  *inside* the profile value, so storing the profile stores the dedupe record in the same write.
+* Deduplication is exact within ``dedupe_window_s`` of event time before the user's newest event.
+  An event older than that (its ``ts`` below :attr:`Profile.dedupe_floor`) cannot be proved new,
+  so it is **not applied** and reported as ``late``.
+* Everything per user is bounded: at most ``max_event_keys`` dedupe keys, ``MAX_ITEMS`` item
+  view counters (least recently viewed dropped first) and ``MAX_BOUGHT`` bought items.
+* :func:`merge_into` folds an anonymous profile into a user's once, whatever the redeliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from models.facts import EventFacts
+
+MAX_ITEMS = 50
+MAX_BOUGHT = 200
+
+
+class Applied(StrEnum):
+    applied = "applied"
+    duplicate = "duplicate"
+    late = "late"
+
+
+@dataclass(slots=True)
+class Profile:
+    """Live state of one canonical user (see module docstring for the bounds).
+
+    Times are event time, epoch seconds.
+    """
+
+    canonical: str
+    first_seen: float | None = None
+    last_seen: float | None = None
+    events: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_channel: dict[str, int] = field(default_factory=dict)
+    purchases: int = 0
+    spend: float = 0.0
+    first_purchase: float | None = None
+    item_views: dict[str, list[float]] = field(default_factory=dict)
+    """item -> [view count, last view ts], the ``MAX_ITEMS`` most recently viewed."""
+    bought: list[str] = field(default_factory=list)
+    timezone: str | None = None
+    dormant: bool = False
+    due_at: float | None = None
+    """Event time at which the due-time index should wake this user, if scheduled."""
+    contact: dict[str, float] = field(default_factory=dict)
+    """action type -> event time of the last action sent (the contact state)."""
+    seen: dict[str, float] = field(default_factory=dict)
+    """dedupe key -> event ts, for events within the dedupe window."""
+    dedupe_floor: float = float("-inf")
+    merged_into: str | None = None
+    """Set on an anonymous profile folded into a user: its events are forwarded there."""
+    merged_from: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["dedupe_floor"] == float("-inf"):
+            d["dedupe_floor"] = None
+        return d
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Profile:
+        d = dict(d)
+        if d.get("dedupe_floor") is None:
+            d["dedupe_floor"] = float("-inf")
+        return cls(**d)
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Profile:
+        return cls.from_dict(orjson.loads(raw))
+
+    def public_view(self) -> dict[str, Any]:
+        """What readers outside the worker see (Redis mirror, ``GET /users/{id}``): no dedupe record."""
+        d = self.to_dict()
+        for private in ("seen", "dedupe_floor", "merged_from"):
+            d.pop(private, None)
+        return d
+
+    @property
+    def preferred_channel(self) -> str | None:
+        """Most-used channel; ties broken by name so the choice is deterministic."""
+        if not self.by_channel:
+            return None
+        return max(sorted(self.by_channel), key=lambda ch: self.by_channel[ch])
+
+
+def _remember(profile: Profile, key: str, ts: float, window_s: float, max_keys: int) -> None:
+    profile.seen[key] = ts
+    newest = max(profile.seen.values())
+    floor = max(profile.dedupe_floor, newest - window_s)
+    if len(profile.seen) > max_keys:
+        ordered = sorted(profile.seen.items(), key=lambda kv: (kv[1], kv[0]))
+        excess = len(ordered) - max_keys
+        # Everything at or below the newest dropped key's ts becomes unprovable: raise the floor
+        # just past it so an older event is refused rather than risked as a double count.
+        floor = max(floor, ordered[excess - 1][1])
+    if floor > profile.dedupe_floor:
+        profile.dedupe_floor = floor
+        profile.seen = {k: v for k, v in profile.seen.items() if v > floor}
+
+
+def apply_event(
+    profile: Profile,
+    facts: EventFacts,
+    *,
+    dedupe_window_s: float = 7 * 86_400,
+    max_event_keys: int = 2_000,
+) -> Applied:
+    """Apply one event to ``profile`` in place, at most once.
+
+    Examples
+    --------
+    >>> p = Profile("u:1")
+    >>> e = EventFacts(event_id="e1", type="view", channel="app", ts=100.0, item_id="c1")
+    >>> apply_event(p, e).value, apply_event(p, e).value, p.events
+    ('applied', 'duplicate', 1)
+    """
+    key = facts.dedupe_key
+    if key in profile.seen:
+        return Applied.duplicate
+    if facts.ts <= profile.dedupe_floor:
+        return Applied.late
+    _remember(profile, key, facts.ts, dedupe_window_s, max_event_keys)
+
+    profile.events += 1
+    profile.by_type[facts.type] = profile.by_type.get(facts.type, 0) + 1
+    profile.by_channel[facts.channel] = profile.by_channel.get(facts.channel, 0) + 1
+    profile.first_seen = facts.ts if profile.first_seen is None else min(profile.first_seen, facts.ts)
+    profile.last_seen = facts.ts if profile.last_seen is None else max(profile.last_seen, facts.ts)
+    profile.dormant = False
+    if facts.timezone:
+        profile.timezone = facts.timezone
+    if facts.type == "purchase":
+        profile.purchases += 1
+        profile.spend += facts.spend
+        if profile.first_purchase is None or facts.ts < profile.first_purchase:
+            profile.first_purchase = facts.ts
+        if facts.item_id and facts.item_id not in profile.bought:
+            profile.bought.append(facts.item_id)
+            del profile.bought[:-MAX_BOUGHT]
+    elif facts.type == "view" and facts.item_id:
+        count, last = profile.item_views.get(facts.item_id, [0, facts.ts])
+        profile.item_views[facts.item_id] = [count + 1, max(last, facts.ts)]
+        if len(profile.item_views) > MAX_ITEMS:
+            oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
+            del profile.item_views[oldest]
+    return Applied.applied
+
+
+def merge_into(target: Profile, source: Profile) -> bool:
+    """Fold ``source`` (an anonymous profile) into ``target`` once; ``False`` if already merged.
+
+    Counts and sums add up (the two hold disjoint events, because routing sends each event to one
+    profile only: see :mod:`models.identity`), times take min/max, and the dedupe records unite so a redelivered anonymous event is
+    still recognised. The merged floor is the higher of the two (conservative: never double count).
+
+    Examples
+    --------
+    >>> a, u = Profile("a:d1"), Profile("u:1")
+    >>> _ = apply_event(a, EventFacts(event_id="e1", type="view", channel="web", ts=1.0, item_id="c"))
+    >>> merge_into(u, a), merge_into(u, a), u.events
+    (True, False, 1)
+    """
+    if source.canonical in target.merged_from or source.canonical == target.canonical:
+        return False
+    target.merged_from.append(source.canonical)
+    target.events += source.events
+    for k, v in source.by_type.items():
+        target.by_type[k] = target.by_type.get(k, 0) + v
+    for k, v in source.by_channel.items():
+        target.by_channel[k] = target.by_channel.get(k, 0) + v
+    target.purchases += source.purchases
+    target.spend += source.spend
+    for attr, pick in (("first_seen", min), ("first_purchase", min), ("last_seen", max)):
+        a, b = getattr(target, attr), getattr(source, attr)
+        setattr(target, attr, b if a is None else a if b is None else pick(a, b))
+    for item, (count, last) in source.item_views.items():
+        c0, l0 = target.item_views.get(item, [0, last])
+        target.item_views[item] = [c0 + count, max(l0, last)]
+    while len(target.item_views) > MAX_ITEMS:
+        oldest = min(target.item_views, key=lambda i: (target.item_views[i][1], i))
+        del target.item_views[oldest]
+    for item in source.bought:
+        if item not in target.bought:
+            target.bought.append(item)
+    del target.bought[:-MAX_BOUGHT]
+    target.timezone = target.timezone or source.timezone
+    target.seen.update(source.seen)
+    target.dedupe_floor = max(target.dedupe_floor, source.dedupe_floor)
+    target.seen = {k: v for k, v in target.seen.items() if v > target.dedupe_floor}
+    return True

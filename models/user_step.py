@@ -1,0 +1,107 @@
+"""One step of a user's life: what happens to a profile when an event arrives or a due time fires.
+
+This is the whole per-user business flow, pure: the worker's ``users`` agent and the offline
+evaluator call the same functions, so a replay through either behaves the same.
+
+Clock: event time throughout (``facts.ts``, the partition watermark).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from models.clock import is_backfill
+from models.decision import CatalogEntry, ContactState, Decision, DecisionContext, RulePolicy, decide
+from models.due import DueIndex
+from models.facts import EventFacts
+from models.lifecycle import next_wake, wake
+from models.profile import Applied, Profile, apply_event
+
+
+@dataclass(frozen=True, slots=True)
+class StepConfig:
+    dedupe_window_s: float = 7 * 86_400.0
+    max_event_keys: int = 2_000
+    dormant_after_s: float = 30 * 86_400.0
+    backfill_max_age_s: float = 86_400.0
+    send_enabled: bool = True
+    """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
+    rule: RulePolicy = field(default_factory=RulePolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    outcome: Applied
+    backfill: bool = False
+    decision: Decision | None = None
+    woken: bool = False
+    """The user was already past due when this (late) event rescheduled them."""
+
+
+def seeded_rng(canonical: str, salt: str) -> random.Random:
+    """The decision's random source: a function of the user and the trigger, so replays agree."""
+    return random.Random(f"{canonical}|{salt}")
+
+
+def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> bool:
+    """Point the due-time index at the profile's next wake-up; apply it now if already past."""
+    at = next_wake(profile, cfg.dormant_after_s)
+    if at is None or at == profile.due_at:
+        return False
+    if watermark is not None and at <= watermark:
+        return wake(profile, watermark, cfg.dormant_after_s)
+    profile.due_at = at
+    due.schedule(profile.canonical, at)
+    return False
+
+
+def on_event(
+    profile: Profile,
+    facts: EventFacts,
+    *,
+    watermark: float | None,
+    due: DueIndex,
+    cfg: StepConfig,
+    catalog: Mapping[str, CatalogEntry] | None = None,
+) -> StepResult:
+    """Apply ``facts`` to ``profile`` (in place) and decide whether to act on it.
+
+    Examples
+    --------
+    >>> p, idx = Profile("u:1"), DueIndex({}, partition=0)
+    >>> views = [EventFacts(event_id=f"e{i}", type="view", channel="app", ts=float(i), item_id="c")
+    ...          for i in range(3)]
+    >>> [on_event(p, f, watermark=None, due=idx, cfg=StepConfig()).decision is not None for f in views]
+    [False, False, True]
+    """
+    outcome = apply_event(
+        profile, facts, dedupe_window_s=cfg.dedupe_window_s, max_event_keys=cfg.max_event_keys
+    )
+    if outcome is not Applied.applied:
+        return StepResult(outcome)
+    woken = reschedule(profile, due, watermark, cfg)
+    if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
+        return StepResult(outcome, backfill=True, woken=woken)
+    decision, contact = decide(
+        DecisionContext(
+            profile=profile,
+            now=facts.ts,
+            rng=seeded_rng(profile.canonical, facts.dedupe_key),
+            contact=ContactState(profile.contact),
+            catalog=catalog or {},
+            trigger=facts,
+            policy=cfg.rule,
+        )
+    )
+    if decision is not None and cfg.send_enabled:
+        profile.contact = dict(contact.last_sent)
+    return StepResult(outcome, decision=decision, woken=woken)
+
+
+def on_due(profile: Profile, watermark: float, cfg: StepConfig) -> bool:
+    """A due time fired for this user; ``True`` if the profile changed."""
+    if profile.due_at is None or profile.due_at > watermark:
+        return False  # a stale hint: the user was rescheduled since
+    return wake(profile, watermark, cfg.dormant_after_s)
