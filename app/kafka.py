@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,20 @@ class TopicReport:
     adding partitions moves keys between partitions and so between table shards)."""
 
 
+async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of ``names`` has a leader (new topics take a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if all(
+            d.get("error_code", 0) == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+            for d in described
+        ):
+            return
+        await asyncio.sleep(0.2)
+    log.warning("some new topics still have partitions without a leader after %.0fs", timeout_s)
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> TopicReport:
     """Create missing topics with their configured partitions and retention; verify the rest."""
     specs = specs if specs is not None else topic_specs(settings)
@@ -50,6 +66,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
                 ],
                 validate_only=False,
             )
+            await _await_leaders(admin, [s.name for s in missing])
         present = [s for s in specs if s.name in existing]
         mismatched: list[str] = []
         if present:

@@ -17,10 +17,11 @@ port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
 libs="$cache/kafka-$kafka_version/libs"
-data="$cache/kafka-$kafka_version/data"
-conf="$cache/kafka-$kafka_version/server.properties"
-logfile="$cache/kafka-$kafka_version/broker.log"
-pidfile="$cache/kafka.pid"
+# One broker per port: the jars are shared, data, config, log and pid are per port.
+data="${KAFKA_DATA_DIR:-$cache/kafka-$kafka_version/data-$port}"
+conf="$cache/kafka-$kafka_version/server-$port.properties"
+logfile="$cache/kafka-$kafka_version/broker-$port.log"
+pidfile="$cache/kafka-$port.pid"
 ready_timeout="${KAFKA_READY_TIMEOUT:-120}"
 
 log() { printf '[kafka] %s\n' "$*" >&2; }
@@ -92,9 +93,9 @@ java_cmd() {
 
 format_storage() {
   if [[ -f "$data/meta.properties" ]]; then return 0; fi
-  local cluster_id; cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid | tail -n1)"
+  local cluster_id; cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
   log "formatting storage in $data (cluster $cluster_id)"
-  java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" --ignore-formatted >&2
+  java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" --ignore-formatted >>"$cache/format.log" 2>&1
 }
 
 wait_ready() {
