@@ -1,0 +1,80 @@
+"""The decision function and the per-user step."""
+
+from __future__ import annotations
+
+import random
+
+from models.decision import CatalogEntry, ContactState, DecisionContext, RulePolicy, decide
+from models.due import DueIndex
+from models.facts import EventFacts
+from models.profile import Profile
+from models.user_step import StepConfig, on_due, on_event
+
+DAY = 86_400.0
+
+
+def view(i: int, ts: float, item: str = "c1", channel: str = "app") -> EventFacts:
+    return EventFacts(event_id=f"e{i}", type="view", channel=channel, ts=ts, item_id=item)
+
+
+def ctx(profile: Profile, trigger: EventFacts, **kw: object) -> DecisionContext:
+    return DecisionContext(profile=profile, now=trigger.ts, rng=random.Random(0), trigger=trigger, **kw)  # type: ignore[arg-type]
+
+
+def test_rule_fires_on_third_view_on_the_most_used_channel_with_readable_reasons() -> None:
+    p = Profile("u:1", events=5, by_channel={"app": 1, "wechat": 4}, item_views={"c1": [3, 10.0]})
+    d, contact = decide(ctx(p, view(3, 10.0), catalog={"c1": CatalogEntry("Python 101", 99.0)}))
+    assert d is not None
+    assert (d.action_type, d.channel, d.item_ids) == ("recommend_item", "wechat", ("c1",))
+    assert "viewed 'Python 101' 3 times without buying it" in d.reasons
+    assert contact.last_sent == {"recommend_item": 10.0}
+    assert d.expires_at == 10.0 + RulePolicy().expiry_s
+
+
+def test_no_action_below_threshold_after_purchase_in_cooldown_or_without_consent() -> None:
+    p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [2, 1.0]})
+    assert decide(ctx(p, view(2, 1.0)))[0] is None
+    p.item_views["c1"] = [3, 2.0]
+    p.bought.append("c1")
+    assert decide(ctx(p, view(3, 2.0)))[0] is None
+    p.bought.clear()
+    recent = ContactState({"recommend_item": 2.0 - DAY / 2})
+    assert decide(ctx(p, view(3, 2.0), contact=recent))[0] is None
+    assert decide(ctx(p, view(3, 2.0 + DAY), contact=ContactState({"recommend_item": 2.0})))[0] is not None
+    assert decide(ctx(p, view(3, 2.0), consent={"app": False}))[0] is None
+
+
+def test_decision_is_deterministic_and_its_id_is_stable() -> None:
+    p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [3, 1.0]})
+    a, _ = decide(ctx(p, view(3, 1.0)))
+    b, _ = decide(ctx(p, view(3, 1.0)))
+    assert a == b and a is not None and len(a.action_id) == 32
+
+
+def test_backfill_events_update_state_but_never_decide() -> None:
+    p, idx = Profile("u:1"), DueIndex({}, 0)
+    cfg = StepConfig(backfill_max_age_s=DAY)
+    results = [on_event(p, view(i, float(i)), watermark=10 * DAY, due=idx, cfg=cfg) for i in range(4)]
+    assert p.events == 4
+    assert all(r.backfill and r.decision is None for r in results)
+
+
+def test_no_send_mode_decides_without_recording_contact() -> None:
+    p, idx = Profile("u:1"), DueIndex({}, 0)
+    cfg = StepConfig(send_enabled=False)
+    decisions = [on_event(p, view(i, float(i)), watermark=None, due=idx, cfg=cfg).decision for i in range(4)]
+    assert decisions[2] is not None and decisions[3] is not None  # no cooldown recorded
+    assert p.contact == {}
+
+
+def test_silent_user_becomes_dormant_through_the_due_index_and_wakes_on_activity() -> None:
+    store: dict[str, list[str]] = {}
+    p, idx = Profile("u:1"), DueIndex(store, 0, bucket_s=3600)
+    cfg = StepConfig(dormant_after_s=10 * DAY)
+    on_event(p, view(0, 0.0), watermark=0.0, due=idx, cfg=cfg)
+    assert p.due_at == 10 * DAY and store
+    assert not on_due(p, 5 * DAY, cfg)
+    due, _ = idx.pop_due(11 * DAY, 0)
+    assert due == ["u:1"] and on_due(p, 11 * DAY, cfg) and p.dormant
+    on_event(p, view(1, 12 * DAY), watermark=11 * DAY, due=idx, cfg=cfg)
+    assert not p.dormant and p.due_at == 22 * DAY
