@@ -55,6 +55,8 @@ def _faust_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         table_standby_replicas=0,
         broker_commit_interval=w.commit_interval_s,
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=w.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",

@@ -50,6 +50,8 @@ class WorkerSettings(BaseModel):
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
     commit_interval_s: float = Field(1.0, gt=0, description="Offset commit period (wall time).")
     no_send: bool = Field(False, description="Rebuild state without publishing any action.")
+    session_timeout_s: float = Field(30.0, ge=6, description="Consumer-group session timeout (wall): how long a dead worker holds its partitions.")
+    heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer-group heartbeat period (wall).")
     loglevel: str = "info"
 
 

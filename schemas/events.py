@@ -12,9 +12,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 """Ids: 1..128 characters of letters, digits and ``_ . : @ -``."""
@@ -87,7 +90,7 @@ class Event(BaseModel):
     user_id: Identifier | None = None
     anonymous_id: Identifier | None = None
     item_id: Identifier | None = None
-    occurred_at: AwareDatetime
+    occurred_at: AwareDatetime = Field(description="Event time: ISO 8601 with a UTC offset, years 2000..2100.")
     session_id: str | None = Field(default=None, max_length=128)
     view: ViewProps | None = None
     click: ClickProps | None = None
@@ -97,6 +100,20 @@ class Event(BaseModel):
     properties: dict[str, Any] = Field(
         default_factory=dict, max_length=64, description="Unknown extra fields, kept as sent."
     )
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _iso_string(cls, value: Any) -> Any:
+        if not isinstance(value, str | datetime):
+            raise ValueError("occurred_at must be an ISO 8601 string with a UTC offset, e.g. 2026-03-01T08:00:00+08:00")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"occurred_at must fall in the years {MIN_YEAR}..{MAX_YEAR}")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -58,6 +58,8 @@ def test_unknown_fields_are_kept_under_properties() -> None:
         (b"x" * 5000, Reason.oversized),
         ({**BASE, "type": "click", "user_id": None}, Reason.schema_violation),  # no identity
         ({**VALID["click"], "occurred_at": "2026-03-01T08:00:00"}, Reason.schema_violation),  # naive time
+        ({**VALID["click"], "occurred_at": 1767225600}, Reason.schema_violation),  # epoch number
+        ({**VALID["click"], "occurred_at": "1970-01-01T00:00:00Z"}, Reason.schema_violation),  # implausible
         ({**VALID["view"], "view": {"progress": 1.5}}, Reason.schema_violation),  # out of range
         ({**BASE, "type": "purchase", "item_id": "c1"}, Reason.schema_violation),  # missing block
         ({**VALID["click"], "view": {"progress": 0.1}}, Reason.schema_violation),  # foreign block
