@@ -29,7 +29,10 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(deployment:
     )
 
     async def progress() -> int:
-        return sum(((await profile(redis_client, dep, f"u:{u}")) or {}).get("events", 0) for u in expected)
+        done = 0
+        for u in expected:
+            done += ((await profile(redis_client, dep, f"u:{u}")) or {}).get("events", 0)
+        return done
 
     worker = dep.worker()
     producer_task = asyncio.create_task(produce(dep.bootstrap, records))
