@@ -9,9 +9,10 @@ Clock of each time setting: **event time** unless its name says ``wall``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CHANNELS = ["app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"]
 DAY = 86_400.0
@@ -56,7 +57,9 @@ class WorkerSettings(BaseModel):
 
 
 class IngressSettings(BaseModel):
-    channels: list[str] = Field(default_factory=lambda: list(DEFAULT_CHANNELS))
+    channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CHANNELS), description="Comma-separated channel names."
+    )
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     base_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
     fx_rates: dict[str, float] = Field(
