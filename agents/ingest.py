@@ -1,7 +1,9 @@
-"""Stage 1, ``ingest``: ingress topics -> validation -> identity -> the user stream.
+"""``ingest``: ingress topics -> validation -> identity -> the user's partition.
 
-Partitioned like the ingress topics (by anonymous id, else user id), so an anonymous id's link
-lives on the partition its events arrive on.
+Partitioned like the ingress topics (by anonymous id, else user id). An event whose canonical
+user has the same raw id as the message key is already on that user's partition and is handed
+to :mod:`agents.users` inline; the others (events that link an anonymous id to a user) hop
+through the user stream.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
-from agents import metrics
+from agents import metrics, users
 from agents.dlq import dead_letter
 from agents.runtime import Runtime
 from models.facts import EventFacts
-from models.identity import LinkOutcome, anon_key, resolve
+from models.identity import LinkOutcome, anon_key, resolve, routing_id
 from schemas.dlq import Reason
 from schemas.validate import Rejected, parse_ingress_topic, validate
 
 log = logging.getLogger(__name__)
 
 
-async def handle(rt: Runtime, topic: str, key: bytes | None, value: bytes | None, arrived_ms: int) -> Rejected | None:
+async def _route(rt: Runtime, partition: int, key: bytes | None, msg: dict[str, Any]) -> None:
+    if key is not None and key == routing_id(msg["canonical"]).encode():
+        await users.handle(rt, partition, msg)
+    else:
+        await users.hop(rt, msg)
+
+
+async def handle(rt: Runtime, topic: str, partition: int, key: bytes | None, value: bytes | None,
+                 arrived_ms: int) -> Rejected | None:
     """Process one ingress message; return the rejection if it was refused."""
     parsed = parse_ingress_topic(rt.prefix, topic)
     channel, etype = parsed if parsed else (None, None)
@@ -37,18 +45,14 @@ async def handle(rt: Runtime, topic: str, key: bytes | None, value: bytes | None
         assert event.anonymous_id is not None and event.user_id is not None
         rt.identity[event.anonymous_id] = event.user_id.encode()
         metrics.IDENTITY_LINKS.inc()
-        await rt.user_stream.send(
-            key=anon_key(event.anonymous_id).encode(),
-            value=orjson.dumps({"kind": "link", "target": res.canonical}),
-        )
+        link = {"kind": "link", "canonical": anon_key(event.anonymous_id), "target": res.canonical}
+        await _route(rt, partition, key, link)
     elif res.outcome is LinkOutcome.conflict:
         metrics.IDENTITY_CONFLICTS.inc()
-        log.warning("identity conflict: an anonymous id already linked to another user (event %s)", event.event_id)
+        log.warning("identity conflict: anonymous id already linked to another user (event %s)", event.event_id)
     facts = EventFacts.from_event(event, result.spend)
-    await rt.user_stream.send(
-        key=res.canonical.encode(),
-        value=orjson.dumps({"kind": "event", "facts": facts.to_dict(), "arrived_ms": arrived_ms}),
-    )
+    msg = {"kind": "event", "canonical": res.canonical, "facts": facts.to_dict(), "arrived_ms": arrived_ms}
+    await _route(rt, partition, key, msg)
     return None
 
 
@@ -58,7 +62,7 @@ def register(app: Any, rt: Runtime) -> None:
         async for ev in stream.events():
             m = ev.message
             try:
-                rejected = await handle(rt, m.topic, m.key, ev.value, m.timestamp)
+                rejected = await handle(rt, m.topic, m.partition, m.key, ev.value, m.timestamp)
                 if rejected is not None:
                     await dead_letter(
                         rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,

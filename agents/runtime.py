@@ -5,6 +5,7 @@ Agents import no settings: the app converts settings into this object.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,9 +18,17 @@ from schemas.validate import ValidationPolicy
 
 
 class Mirror(Protocol):
-    """Write-behind copy of profiles for readers outside the worker."""
+    """Write-behind copy of profiles for readers outside the worker.
 
-    def put(self, key: str, value: bytes) -> None: ...
+    ``put`` takes the live object; it is encoded (``public_json()``) when the mirror flushes, so
+    a user with many events between two flushes is encoded once.
+    """
+
+    def put(self, key: str, value: Mirrored) -> None: ...
+
+
+class Mirrored(Protocol):
+    def public_json(self) -> bytes: ...
 
 
 class JsonTable(MutableMapping[str, Any]):
@@ -85,3 +94,6 @@ class Runtime:
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     """In-memory clocks of the partitions this worker owns (cleared on rebalance)."""
+    profile_cache: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    """Decoded profiles, most recently used last (cleared on rebalance); the table stays the truth."""
+    profile_cache_size: int = 50_000

@@ -1,7 +1,13 @@
-"""Stage 2, ``users``: the user stream -> profiles, due times, decisions -> ``marketing.actions``.
+"""The per-user stage: profiles, due times and decisions, on the partition that owns the user.
 
-Partitioned by canonical user. Messages: ``event`` (apply), ``link`` (fold an anonymous profile
-into a user), ``merge`` (receive a folded profile).
+Called inline by ``ingest`` when an event is already on its user's partition (its key is the
+user's raw id: nearly every event), and by the ``users`` agent for messages that had to hop
+through the user stream (keyed by the target's raw id, so it lands on the same partition number;
+Faust co-partitions topics with equal partition counts). Messages:
+
+* ``event``: apply an event (``via`` set when forwarded from a merged anonymous profile);
+* ``link``: fold an anonymous profile into a user (sent to the anonymous profile);
+* ``merge``: receive a folded profile (sent to the user).
 """
 
 from __future__ import annotations
@@ -19,21 +25,32 @@ from models.clock import PartitionClock
 from models.decision import Decision
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.identity import external_id
-from models.profile import Applied, Profile, merge_into
+from models.identity import external_id, routing_id
+from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.user_step import StepConfig, on_due, on_event
 from schemas.actions import NextBestAction
 from schemas.dlq import Reason
 
 
 def _load(rt: Runtime, canonical: str) -> Profile | None:
+    cache = rt.profile_cache
+    profile: Profile | None = cache.get(canonical)
+    if profile is not None:
+        cache.move_to_end(canonical)
+        return profile
     raw = rt.profiles.get(canonical)
     return Profile.loads(raw) if raw is not None else None
 
 
 def _store(rt: Runtime, profile: Profile) -> None:
+    """Write the profile (and with it its dedupe record) to the table, the cache and the mirror."""
     rt.profiles[profile.canonical] = profile.dumps()
-    rt.mirror.put(profile.canonical, orjson.dumps(profile.public_view()))
+    cache = rt.profile_cache
+    cache[profile.canonical] = profile
+    cache.move_to_end(profile.canonical)
+    if len(cache) > rt.profile_cache_size:
+        cache.popitem(last=False)
+    rt.mirror.put(profile.canonical, profile)
 
 
 def _clock(rt: Runtime, partition: int) -> PartitionClock:
@@ -74,6 +91,11 @@ def to_action(canonical: str, d: Decision) -> NextBestAction:
     )
 
 
+async def hop(rt: Runtime, msg: dict[str, Any]) -> None:
+    """Send a message to the partition of ``msg["canonical"]`` through the user stream."""
+    await rt.user_stream.send(key=routing_id(msg["canonical"]).encode(), value=orjson.dumps(msg))
+
+
 async def _advance(rt: Runtime, partition: int, ts: float, cfg: StepConfig) -> None:
     """Move the partition's watermark and fire the due times it passed."""
     clock = _clock(rt, partition)
@@ -94,30 +116,43 @@ async def _advance(rt: Runtime, partition: int, ts: float, cfg: StepConfig) -> N
             _store(rt, profile)
 
 
-async def _on_event(rt: Runtime, partition: int, key: str, msg: dict[str, Any]) -> None:
-    profile = _load(rt, key) or Profile(key)
-    if profile.merged_into is not None:  # an anonymous id folded into a user: forward
-        await rt.user_stream.send(key=profile.merged_into.encode(), value=orjson.dumps(msg))
-        return
-    facts = EventFacts.from_dict(msg["facts"])
-    cfg = step_config(rt)
-    watermark = _clock(rt, partition).watermark
+async def _apply(rt: Runtime, partition: int, profile: Profile, facts: EventFacts, arrived_ms: int,
+                 cfg: StepConfig) -> None:
     assert rt.due is not None
     result = on_event(
-        profile, facts, watermark=watermark, due=DueIndex(rt.due, partition, rt.time.due_bucket_s),
-        cfg=cfg, catalog=rt.catalog,
+        profile, facts, watermark=_clock(rt, partition).watermark,
+        due=DueIndex(rt.due, partition, rt.time.due_bucket_s), cfg=cfg, catalog=rt.catalog,
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
-    elif result.outcome is Applied.late:
+        return
+    if result.outcome is Applied.late:
         metrics.EVENTS_LATE.inc()
-    else:
-        metrics.EVENTS_APPLIED.inc()
-        metrics.EVENTS_BACKFILL.inc(result.backfill)
+        return
+    metrics.EVENTS_APPLIED.inc()
+    metrics.EVENTS_BACKFILL.inc(result.backfill)
+    metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
+    if result.decision is not None:
+        await _publish(rt, profile.canonical, result.decision, arrived_ms)
+
+
+async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
+    canonical = msg["canonical"]
+    profile = _load(rt, canonical) or Profile(canonical)
+    if profile.merged_into is not None:  # an anonymous id folded into a user: forward
+        await hop(rt, {**msg, "canonical": profile.merged_into, "via": canonical})
+        return
+    cfg = step_config(rt)
+    facts = EventFacts.from_dict(msg["facts"])
+    via = msg.get("via")
+    if needs_merge_first(profile, via):
+        assert via is not None
+        if not park(profile, via, msg["facts"]):
+            metrics.EVENTS_LATE.inc()
         _store(rt, profile)
-        metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - msg["arrived_ms"] / 1000))
-        if result.decision is not None:
-            await _publish(rt, key, result.decision, msg["arrived_ms"])
+    else:
+        await _apply(rt, partition, profile, facts, msg["arrived_ms"], cfg)
+        _store(rt, profile)
     await _advance(rt, partition, facts.ts, cfg)
 
 
@@ -131,52 +166,51 @@ async def _publish(rt: Runtime, canonical: str, decision: Decision, arrived_ms: 
     metrics.ACTION_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
 
 
-async def _on_link(rt: Runtime, key: str, target: str) -> None:
-    anon = _load(rt, key) or Profile(key)
-    if anon.merged_into is not None:
-        return  # already folded (a redelivered link)
-    _store(rt, Profile(key, merged_into=target))
-    await rt.user_stream.send(
-        key=target.encode(), value=orjson.dumps({"kind": "merge", "profile": anon.to_dict()})
-    )
+async def _on_link(rt: Runtime, canonical: str, target: str) -> None:
+    anon = _load(rt, canonical) or Profile(canonical)
+    if anon.merged_into is None:
+        anon.merged_into = target
+        _store(rt, anon)
+    # (re-)send: a crash may have lost an earlier send; merging is idempotent at the target
+    state = anon.to_dict()
+    state["merged_into"] = None
+    await hop(rt, {"kind": "merge", "canonical": anon.merged_into, "profile": state})
 
 
-async def _on_merge(rt: Runtime, key: str, source: dict[str, Any]) -> None:
-    profile = _load(rt, key) or Profile(key)
-    if merge_into(profile, Profile.from_dict(source)):
-        metrics.PROFILES_MERGED.inc()
-        _store(rt, profile)
+async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[str, Any]) -> None:
+    profile = _load(rt, canonical) or Profile(canonical)
+    anon = Profile.from_dict(source)
+    if not merge_into(profile, anon):
+        return
+    metrics.PROFILES_MERGED.inc()
+    cfg = step_config(rt)
+    for facts in take_parked(profile, anon.canonical):
+        await _apply(rt, partition, profile, facts, int(time.time() * 1000), cfg)
+    _store(rt, profile)
 
 
-async def handle(rt: Runtime, partition: int, key: str, msg: dict[str, Any]) -> None:
+async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
+    """Process one user-stage message on ``partition`` (which owns ``msg["canonical"]``)."""
     kind = msg.get("kind")
-    if kind == "event":
-        await _on_event(rt, partition, key, msg)
-    elif kind == "link":
-        await _on_link(rt, key, msg["target"])
-    elif kind == "merge":
-        await _on_merge(rt, key, msg["profile"])
-    else:
-        raise ValueError(f"unknown user-stream message kind {kind!r}")
-
-
-def register(app: Any, rt: Runtime) -> None:
-    @app.agent(rt.user_stream, name="users")
-    async def users(stream: Any) -> None:
-        async for ev in stream.events():
-            m = ev.message
-            try:
-                await handle(rt, m.partition, m.key.decode(), orjson.loads(ev.value))
-            except Exception as exc:  # one bad event never stops the stream
-                await dead_letter(
-                    rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
-                    value=ev.value, reason=Reason.processing_error, detail=repr(exc),
-                )
+    try:
+        if kind == "event":
+            await _on_event(rt, partition, msg)
+        elif kind == "link":
+            await _on_link(rt, msg["canonical"], msg["target"])
+        elif kind == "merge":
+            await _on_merge(rt, partition, msg["canonical"], msg["profile"])
+        else:
+            raise ValueError(f"unknown user-stream message kind {kind!r}")
+    except Exception:
+        # the cached profile may hold a half-applied change the table never got: drop it
+        rt.profile_cache.pop(msg.get("canonical", ""), None)
+        raise
 
 
 def forget_clocks(rt: Runtime) -> None:
-    """Drop in-memory partition clocks (after a rebalance they reload from the table)."""
+    """Drop in-memory clocks and cached profiles (after a rebalance they reload from the tables)."""
     rt.clocks.clear()
+    rt.profile_cache.clear()
 
 
 async def resync_mirror(rt: Runtime) -> int:
@@ -185,6 +219,20 @@ async def resync_mirror(rt: Runtime) -> int:
     for key, raw in list(rt.profiles.items()):
         if raw is None:
             continue
-        rt.mirror.put(key, orjson.dumps(Profile.loads(raw).public_view()))
+        rt.mirror.put(key, Profile.loads(raw))
         count += 1
     return count
+
+
+def register(app: Any, rt: Runtime) -> None:
+    @app.agent(rt.user_stream, name="users")
+    async def users(stream: Any) -> None:
+        async for ev in stream.events():
+            m = ev.message
+            try:
+                await handle(rt, m.partition, orjson.loads(ev.value))
+            except Exception as exc:  # one bad event never stops the stream
+                await dead_letter(
+                    rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
+                    value=ev.value, reason=Reason.processing_error, detail=repr(exc),
+                )

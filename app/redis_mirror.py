@@ -18,20 +18,22 @@ import orjson
 import redis.asyncio as aioredis
 
 from agents import metrics
+from agents.runtime import Mirrored
 
 log = logging.getLogger(__name__)
+_CHUNK = 2_000
 
 
 class RedisMirror:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._dirty: dict[str, bytes] = {}
+        self._dirty: dict[str, Mirrored] = {}
 
     def key(self, canonical: str) -> str:
         return f"{self.prefix}profile:{canonical}"
 
-    def put(self, key: str, value: bytes) -> None:
+    def put(self, key: str, value: Mirrored) -> None:
         self._dirty[key] = value
 
     @property
@@ -44,10 +46,12 @@ class RedisMirror:
             return 0
         batch, self._dirty = self._dirty, {}
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for canonical, value in batch.items():
-                    pipe.set(self.key(canonical), value)
-                await pipe.execute()
+            items = list(batch.items())
+            for start in range(0, len(items), _CHUNK):
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for canonical, value in items[start : start + _CHUNK]:
+                        pipe.set(self.key(canonical), value.public_json())
+                    await pipe.execute()
         except Exception as exc:
             metrics.MIRROR_ERRORS.inc()
             log.warning("redis mirror flush of %d profiles failed (will retry): %r", len(batch), exc)

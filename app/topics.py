@@ -86,7 +86,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(
             names.user_stream, n, {**delete, "retention.ms": str(k.retention_events_ms)},
-            key="canonical user (u:<user_id> | a:<anonymous_id>)", schema="internal",
+            key="raw id of the target user (user_id or anonymous_id)", schema="internal",
             producer="worker: ingest", consumer="worker: users",
         ),
         TopicSpec(

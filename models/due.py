@@ -39,6 +39,9 @@ class DueIndex:
     partition: int
     bucket_s: float = 3600.0
 
+    def bucket(self, ts: float) -> int:
+        return bucket_of(ts, self.bucket_s)
+
     def _key(self, bucket: int) -> str:
         return f"{self.partition}:{bucket}"
 

@@ -6,7 +6,7 @@ plain values (event time as epoch seconds, spend in the base currency).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from schemas.events import Event
@@ -67,8 +67,17 @@ class EventFacts:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # hand-written: dataclasses.asdict deep-copies and was ~5% of the worker's CPU
+        out: dict[str, Any] = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EventFacts:
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(EventFacts))

@@ -29,6 +29,15 @@ def anon_key(anonymous_id: str) -> str:
     return ANON + anonymous_id
 
 
+def routing_id(canonical: str) -> str:
+    """The Kafka key that places a canonical user on its partition: the raw id.
+
+    Ingress events are keyed by the raw id too (anonymous id, else user id), so an event whose
+    canonical user has the same raw id as its key is already on that user's partition.
+    """
+    return canonical[2:]
+
+
 def external_id(canonical: str) -> tuple[str, str]:
     """``("user" | "anonymous", id)`` of a canonical id."""
     if canonical.startswith(USER):

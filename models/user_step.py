@@ -52,8 +52,10 @@ def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: St
         return False
     if watermark is not None and at <= watermark:
         return wake(profile, watermark, cfg.dormant_after_s)
-    profile.due_at = at
-    due.schedule(profile.canonical, at)
+    previous, profile.due_at = profile.due_at, at
+    if previous is None or due.bucket(previous) != due.bucket(at):
+        # a later time in the same bucket needs no new entry: the bucket fires after both
+        due.schedule(profile.canonical, at)
     return False
 
 

@@ -151,3 +151,20 @@ def test_roundtrip_serialisation() -> None:
     apply_event(p, EventFacts(event_id="e", type="purchase", channel="app", ts=T0, item_id="c", spend=9.9))
     assert Profile.loads(p.dumps()) == p
     assert "seen" not in p.public_view()
+
+
+def test_forwarded_event_waits_for_its_merge_and_is_counted_once() -> None:
+    """A crash can re-send the merge after an anonymous event was already forwarded: the event
+    is parked until the merge, then recognised as already counted in the anonymous history."""
+    from models.profile import needs_merge_first, park, take_parked
+
+    anon, user = Profile("a:d1"), Profile("u:1")
+    e = EventFacts(event_id="e1", type="view", channel="web", ts=T0, item_id="c1")
+    apply_event(anon, e)  # applied before the link
+    assert needs_merge_first(user, "a:d1")
+    assert park(user, "a:d1", e.to_dict())  # its redelivery, forwarded, arrives first
+    assert user.events == 0
+    assert merge_into(user, anon)
+    assert not needs_merge_first(user, "a:d1")
+    replay = [apply_event(user, f) for f in take_parked(user, "a:d1")]
+    assert replay == [Applied.duplicate] and user.events == 1 and user.parked == {}
