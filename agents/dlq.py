@@ -15,13 +15,28 @@ _MAX_ORIGINAL = 1024 * 1024
 
 
 async def dead_letter(
-    dlq_topic: Any, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-    reason: Reason, detail: str,
+    dlq_topic: Any,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: Reason,
+    detail: str,
 ) -> None:
     """Publish the original bytes with the reason to ``events.dlq``; log and count it."""
     metrics.EVENTS_INVALID.labels(reason.value).inc()
     level = logging.ERROR if reason is Reason.processing_error else logging.INFO
-    log.log(level, "dead-letter %s at %s[%d]@%d: %s", reason.value, topic, partition, offset, detail[:300])
+    log.log(
+        level,
+        "dead-letter %s at %s[%d]@%d: %s",
+        reason.value,
+        topic,
+        partition,
+        offset,
+        detail[:300],
+    )
     record = DeadLetter(
         reason=reason,
         detail=detail[:2048],

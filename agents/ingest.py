@@ -29,12 +29,20 @@ async def _route(rt: Runtime, partition: int, key: bytes | None, msg: dict[str, 
         await users.hop(rt, msg)
 
 
-async def handle(rt: Runtime, topic: str, partition: int, key: bytes | None, value: bytes | None,
-                 arrived_ms: int) -> Rejected | None:
+async def handle(
+    rt: Runtime, topic: str, partition: int, key: bytes | None, value: bytes | None, arrived_ms: int
+) -> Rejected | None:
     """Process one ingress message; return the rejection if it was refused."""
     parsed = parse_ingress_topic(rt.prefix, topic)
     channel, etype = parsed if parsed else (None, None)
-    result = validate(value, topic_channel=channel, topic_type=etype, policy=rt.validation, key=key, check_key=True)
+    result = validate(
+        value,
+        topic_channel=channel,
+        topic_type=etype,
+        policy=rt.validation,
+        key=key,
+        check_key=True,
+    )
     if isinstance(result, Rejected):
         return result
     event = result.event
@@ -49,9 +57,17 @@ async def handle(rt: Runtime, topic: str, partition: int, key: bytes | None, val
         await _route(rt, partition, key, link)
     elif res.outcome is LinkOutcome.conflict:
         metrics.IDENTITY_CONFLICTS.inc()
-        log.warning("identity conflict: anonymous id already linked to another user (event %s)", event.event_id)
+        log.warning(
+            "identity conflict: anonymous id already linked to another user (event %s)",
+            event.event_id,
+        )
     facts = EventFacts.from_event(event, result.spend)
-    msg = {"kind": "event", "canonical": res.canonical, "facts": facts.to_dict(), "arrived_ms": arrived_ms}
+    msg = {
+        "kind": "event",
+        "canonical": res.canonical,
+        "facts": facts.to_dict(),
+        "arrived_ms": arrived_ms,
+    }
     await _route(rt, partition, key, msg)
     return None
 
@@ -65,11 +81,23 @@ def register(app: Any, rt: Runtime) -> None:
                 rejected = await handle(rt, m.topic, m.partition, m.key, ev.value, m.timestamp)
                 if rejected is not None:
                     await dead_letter(
-                        rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
-                        value=ev.value, reason=rejected.reason, detail=rejected.detail,
+                        rt.dlq,
+                        topic=m.topic,
+                        partition=m.partition,
+                        offset=m.offset,
+                        key=m.key,
+                        value=ev.value,
+                        reason=rejected.reason,
+                        detail=rejected.detail,
                     )
             except Exception as exc:  # one bad event never stops the stream
                 await dead_letter(
-                    rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
-                    value=ev.value, reason=Reason.processing_error, detail=repr(exc),
+                    rt.dlq,
+                    topic=m.topic,
+                    partition=m.partition,
+                    offset=m.offset,
+                    key=m.key,
+                    value=ev.value,
+                    reason=Reason.processing_error,
+                    detail=repr(exc),
                 )

@@ -18,7 +18,9 @@ IDENTITY_LINKS = Counter("nba_identity_links_total", "New anonymous-to-user link
 IDENTITY_CONFLICTS = Counter("nba_identity_conflicts_total", "Links refused: anonymous id already linked.")
 PROFILES_MERGED = Counter("nba_profiles_merged_total", "Anonymous profiles merged into users.")
 ACTIONS_PUBLISHED = Counter(
-    "nba_actions_published_total", "Actions published to marketing.actions.", ["action_type", "channel"]
+    "nba_actions_published_total",
+    "Actions published to marketing.actions.",
+    ["action_type", "channel"],
 )
 ACTIONS_SUPPRESSED = Counter("nba_actions_suppressed_total", "Decisions not sent (no-send mode).")
 DUE_FIRED = Counter("nba_due_fired_total", "Due-time wake-ups fired by the event-time watermark.")
@@ -33,7 +35,11 @@ ACTION_LATENCY = Histogram(
     "Wall time from the trigger event's ingress arrival to the action publish.",
     buckets=_LATENCY_BUCKETS,
 )
-CONSUMER_LAG = Gauge("nba_consumer_lag", "Messages not yet committed, per topic partition.", ["topic", "partition"])
-WATERMARK = Gauge("nba_watermark_seconds", "Event-time watermark of each user-stream partition.", ["partition"])
+CONSUMER_LAG = Gauge(
+    "nba_consumer_lag", "Messages not yet committed, per topic partition.", ["topic", "partition"]
+)
+WATERMARK = Gauge(
+    "nba_watermark_seconds", "Event-time watermark of each user-stream partition.", ["partition"]
+)
 MIRROR_FLUSHES = Counter("nba_redis_flushes_total", "Pipelined Redis mirror flushes.")
 MIRROR_ERRORS = Counter("nba_redis_errors_total", "Failed Redis mirror flushes (retried).")

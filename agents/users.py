@@ -116,12 +116,22 @@ async def _advance(rt: Runtime, partition: int, ts: float, cfg: StepConfig) -> N
             _store(rt, profile)
 
 
-async def _apply(rt: Runtime, partition: int, profile: Profile, facts: EventFacts, arrived_ms: int,
-                 cfg: StepConfig) -> None:
+async def _apply(
+    rt: Runtime,
+    partition: int,
+    profile: Profile,
+    facts: EventFacts,
+    arrived_ms: int,
+    cfg: StepConfig,
+) -> None:
     assert rt.due is not None
     result = on_event(
-        profile, facts, watermark=_clock(rt, partition).watermark,
-        due=DueIndex(rt.due, partition, rt.time.due_bucket_s), cfg=cfg, catalog=rt.catalog,
+        profile,
+        facts,
+        watermark=_clock(rt, partition).watermark,
+        due=DueIndex(rt.due, partition, rt.time.due_bucket_s),
+        cfg=cfg,
+        catalog=rt.catalog,
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
@@ -233,6 +243,12 @@ def register(app: Any, rt: Runtime) -> None:
                 await handle(rt, m.partition, orjson.loads(ev.value))
             except Exception as exc:  # one bad event never stops the stream
                 await dead_letter(
-                    rt.dlq, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
-                    value=ev.value, reason=Reason.processing_error, detail=repr(exc),
+                    rt.dlq,
+                    topic=m.topic,
+                    partition=m.partition,
+                    offset=m.offset,
+                    key=m.key,
+                    value=ev.value,
+                    reason=Reason.processing_error,
+                    detail=repr(exc),
                 )

@@ -38,7 +38,9 @@ class CatalogCache:
         self.items[item.item_id] = CatalogEntry(title=item.title, price=item.price, category=item.category)
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **self.client_kwargs)
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False, auto_offset_reset="earliest", **self.client_kwargs
+        )
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(self.topic) or {0}

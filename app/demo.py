@@ -86,14 +86,27 @@ def demo_events(
             if not anonymous:
                 payload["user_id"] = user_id
             if roll < 0.6:
-                payload.update(type="view", item_id=item, view={"duration_s": rng.randrange(30, 1800),
-                                                                "progress": round(rng.random(), 2)})
+                payload.update(
+                    type="view",
+                    item_id=item,
+                    view={
+                        "duration_s": rng.randrange(30, 1800),
+                        "progress": round(rng.random(), 2),
+                    },
+                )
             elif roll < 0.8:
                 payload.update(type="click", item_id=item, click={"target": f"/items/{item}"})
             elif roll < 0.9 or anonymous:
                 payload.update(type="share", item_id=item, share={"platform": "wechat_moments"})
             else:
-                payload.update(type="purchase", item_id=item, purchase={
-                    "order_id": f"o-{u}-{i}", "amount": rng.choice([29.0, 99.0, 199.0]), "currency": "CNY"})
+                payload.update(
+                    type="purchase",
+                    item_id=item,
+                    purchase={
+                        "order_id": f"o-{u}-{i}",
+                        "amount": rng.choice([29.0, 99.0, 199.0]),
+                        "currency": "CNY",
+                    },
+                )
             key = payload.get("anonymous_id") or payload["user_id"]
             yield DemoEvent(channel, payload["type"], key, payload)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import click
@@ -25,10 +24,14 @@ async def produce_demo(settings: Settings, n_users: int, events_per_user: int, s
     sent = 0
     try:
         for item in demo_catalog(seed=seed):
-            await producer.send(names.catalog, key=item.item_id.encode(), value=item.model_dump_json().encode())
+            await producer.send(
+                names.catalog, key=item.item_id.encode(), value=item.model_dump_json().encode()
+            )
         for ev in demo_events(n_users, events_per_user, channels, seed):
             await producer.send(
-                names.ingress(ev.topic_channel, ev.type), key=ev.key.encode(), value=orjson.dumps(ev.payload)
+                names.ingress(ev.topic_channel, ev.type),
+                key=ev.key.encode(),
+                value=orjson.dumps(ev.payload),
             )
             sent += 1
         await producer.flush()
@@ -39,8 +42,9 @@ async def produce_demo(settings: Settings, n_users: int, events_per_user: int, s
 
 async def first_action(settings: Settings, timeout_s: float) -> dict[str, object] | None:
     topic = TopicNames.of(settings).actions
-    consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
-                                **client_kwargs(settings))
+    consumer = AIOKafkaConsumer(
+        topic, auto_offset_reset="earliest", enable_auto_commit=False, **client_kwargs(settings)
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -55,11 +59,18 @@ async def first_action(settings: Settings, timeout_s: float) -> dict[str, object
 
 
 async def run_demo(
-    settings: Settings, n_users: int, events_per_user: int, seed: int, wait_action: bool, timeout_s: float
+    settings: Settings,
+    n_users: int,
+    events_per_user: int,
+    seed: int,
+    wait_action: bool,
+    timeout_s: float,
 ) -> int:
     await ensure_topics(settings)
     sent = await produce_demo(settings, n_users, events_per_user, seed)
-    click.echo(f"produced {sent} events from {n_users} users to {len(settings.ingress.channels)} channels' topics")
+    click.echo(
+        f"produced {sent} events from {n_users} users to {len(settings.ingress.channels)} channels' topics"
+    )
     web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     if wait_action:
         action = await first_action(settings, timeout_s)

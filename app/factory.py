@@ -73,7 +73,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """Build the worker: topics, tables, agents, background tasks and web endpoints."""
     app = _faust_app(settings)
     names = TopicNames.of(settings)
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     partitions = settings.kafka.partitions
 
     redis_client = aioredis.Redis.from_url(
@@ -91,7 +96,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             base_currency=settings.ingress.base_currency,
             fx_rates=dict(settings.ingress.fx_rates),
         ),
-        time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s, t.dormant_after_s),
+        time=TimeRules(
+            t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s, t.dormant_after_s
+        ),
         rule=RulePolicy(settings.rule.views_threshold, settings.rule.cooldown_s, settings.rule.expiry_s),
         no_send=settings.worker.no_send,
         mirror=mirror,
@@ -102,6 +109,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
     rt.dlq = app.topic(names.dlq, **raw)
     rt.actions = app.topic(names.actions, **raw)
+
     def table(name: str) -> Any:
         return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=bytes)
 

@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """Options every aiokafka client of this service uses (bootstrap, security)."""
     k = settings.kafka
-    kw: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
+    kw: dict[str, Any] = {
+        "bootstrap_servers": k.bootstrap,
+        "security_protocol": k.security_protocol,
+    }
     if k.sasl_mechanism:
         kw["sasl_mechanism"] = k.sasl_mechanism
         kw["sasl_plain_username"] = k.sasl_username
@@ -74,7 +77,9 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
             counts = {d["topic"]: len(d["partitions"]) for d in described}
             for s in present:
                 if counts.get(s.name) != s.partitions:
-                    mismatched.append(f"{s.name}: has {counts.get(s.name)} partitions, configured {s.partitions}")
+                    mismatched.append(
+                        f"{s.name}: has {counts.get(s.name)} partitions, configured {s.partitions}"
+                    )
         return TopicReport([s.name for s in missing], [s.name for s in present], mismatched)
     finally:
         await admin.close()

@@ -25,8 +25,8 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field("", description="Prefix of every topic name (isolates environments and tests).")
     security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512.")
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
     retention_events_ms: int = Field(7 * 86_400_000, description="Ingress and internal topics (wall time).")
     retention_actions_ms: int = Field(7 * 86_400_000, description="marketing.actions (wall time).")
     retention_dlq_ms: int = Field(30 * 86_400_000, description="events.dlq (wall time).")
@@ -38,30 +38,41 @@ class KafkaSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (no password in it).")
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, description="Redis password.")
     key_prefix: str = Field("nba:", description="Prefix of every Redis key this service writes.")
     flush_interval_s: float = Field(0.1, gt=0, le=10, description="Mirror flush period (wall time).")
 
 
 class WorkerSettings(BaseModel):
     app_id: str = Field("omnichannel-nba", description="Faust app id = consumer group and changelog prefix.")
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = Field("127.0.0.1", description="Address of /metrics, /healthz, /readyz, /users/{id}.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the web endpoints.")
     datadir: Path = Field(Path("var/worker"), description="Local table storage (RocksDB).")
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
     commit_interval_s: float = Field(1.0, gt=0, description="Offset commit period (wall time).")
     no_send: bool = Field(False, description="Rebuild state without publishing any action.")
-    session_timeout_s: float = Field(30.0, ge=6, description="Consumer-group session timeout (wall): how long a dead worker holds its partitions.")
+    session_timeout_s: float = Field(
+        30.0,
+        ge=6,
+        description="Consumer-group session timeout (wall): how long a dead worker holds its partitions.",
+    )
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer-group heartbeat period (wall).")
-    loglevel: str = "info"
+    loglevel: str = Field("info", description="debug, info, warning or error.")
 
 
 class IngressSettings(BaseModel):
     channels: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_CHANNELS), description="Comma-separated channel names."
     )
-    max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
-    base_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    max_message_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Larger ingress messages are dead-lettered (oversized).",
+    )
+    base_currency: str = Field(
+        "CNY", pattern=r"^[A-Z]{3}$", description="Currency every spend is normalised to."
+    )
     fx_rates: dict[str, float] = Field(
         default_factory=lambda: {"USD": 7.1, "EUR": 7.7, "HKD": 0.91, "JPY": 0.047, "GBP": 9.0},
         description="Base-currency units per unit of each currency.",
@@ -76,17 +87,27 @@ class IngressSettings(BaseModel):
 class TimeSettings(BaseModel):
     """Event-time rules (seconds of event time)."""
 
-    dedupe_window_s: float = Field(7 * DAY, gt=0, description="Exact dedupe window behind a user's newest event.")
-    lateness_s: float = Field(300.0, ge=0, description="Watermark = newest event time on a partition minus this.")
-    backfill_max_age_s: float = Field(DAY, ge=0, description="Events older than this behind the watermark never trigger an action.")
+    dedupe_window_s: float = Field(
+        7 * DAY, gt=0, description="Exact dedupe window behind a user's newest event."
+    )
+    lateness_s: float = Field(
+        300.0, ge=0, description="Watermark = newest event time on a partition minus this."
+    )
+    backfill_max_age_s: float = Field(
+        DAY,
+        ge=0,
+        description="Events older than this behind the watermark never trigger an action.",
+    )
     due_bucket_s: float = Field(3600.0, gt=0, description="Granularity of the due-time index.")
     dormant_after_s: float = Field(30 * DAY, gt=0, description="Silence after which a user is dormant.")
 
 
 class RuleSettings(BaseModel):
-    views_threshold: int = Field(3, ge=1)
+    views_threshold: int = Field(
+        3, ge=1, description="Views of one item, without buying it, that trigger recommend_item."
+    )
     cooldown_s: float = Field(DAY, ge=0, description="Event time between two recommend_item to one user.")
-    expiry_s: float = Field(2 * DAY, gt=0)
+    expiry_s: float = Field(2 * DAY, gt=0, description="Event time after which an action must not be sent.")
 
 
 class Settings(BaseSettings):
@@ -102,3 +123,26 @@ class Settings(BaseSettings):
     ingress: IngressSettings = IngressSettings()
     time: TimeSettings = TimeSettings()
     rule: RuleSettings = RuleSettings()
+
+
+def env_table() -> str:
+    """The README's environment-variable table, rendered from the settings classes."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        defaults = model()
+        for name, field in model.model_fields.items():
+            value = getattr(defaults, name)
+            if isinstance(value, SecretStr):
+                shown = "(secret)"
+            elif isinstance(value, list):
+                shown = ",".join(map(str, value))
+            elif isinstance(value, dict):
+                shown = ",".join(f"{k}={v}" for k, v in value.items())
+            else:
+                shown = "" if value is None else str(value)
+            rows.append(
+                f"| `NBA_{section.upper()}__{name.upper()}` | `{shown}` | {field.description or ''} |"
+            )
+    return "\n".join(rows)

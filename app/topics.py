@@ -81,21 +81,68 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
     specs += [
         TopicSpec(
-            names.dlq, n, {**delete, "retention.ms": str(k.retention_dlq_ms)},
-            key="original key", schema="dead_letter.v1", producer="worker", consumer="SREs, producer teams",
+            names.dlq,
+            n,
+            {**delete, "retention.ms": str(k.retention_dlq_ms)},
+            key="original key",
+            schema="dead_letter.v1",
+            producer="worker",
+            consumer="SREs, producer teams",
         ),
         TopicSpec(
-            names.user_stream, n, {**delete, "retention.ms": str(k.retention_events_ms)},
-            key="raw id of the target user (user_id or anonymous_id)", schema="internal",
-            producer="worker: ingest", consumer="worker: users",
+            names.user_stream,
+            n,
+            {**delete, "retention.ms": str(k.retention_events_ms)},
+            key="raw id of the target user (user_id or anonymous_id)",
+            schema="internal",
+            producer="worker (links, forwards, merges)",
+            consumer="worker: users",
         ),
         TopicSpec(
-            names.actions, n, {**delete, "retention.ms": str(k.retention_actions_ms)},
-            key="user_id", schema="next_best_action.v1", producer="worker: users", consumer="marketing senders",
+            names.actions,
+            n,
+            {**delete, "retention.ms": str(k.retention_actions_ms)},
+            key="user_id",
+            schema="next_best_action.v1",
+            producer="worker",
+            consumer="marketing senders",
         ),
         TopicSpec(
-            names.catalog, 1, {"cleanup.policy": "compact"},
-            key="item_id", schema="catalog_item.v1", producer="catalog service", consumer="worker (every instance)",
+            names.catalog,
+            1,
+            {"cleanup.policy": "compact"},
+            key="item_id",
+            schema="catalog_item.v1",
+            producer="catalog service",
+            consumer="worker (every instance)",
         ),
     ]
     return specs
+
+
+def topic_table(settings: Settings) -> str:
+    """The README's topic table, rendered from :func:`topic_specs` (ingress topics on one row)."""
+    specs = topic_specs(settings)
+    ingress = [s for s in specs if s.schema == "event.v1"]
+    rows = [
+        "| topic | partitions | key | schema | producer | consumer | retention / cleanup |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def retention(s: TopicSpec) -> str:
+        if s.config.get("cleanup.policy") == "compact":
+            return "compacted"
+        return f"{int(s.config['retention.ms']) // 86_400_000} days"
+
+    first = ingress[0]
+    rows.append(
+        f"| `events.<channel>.<type>` ({len(ingress)} topics) | {first.partitions} | {first.key} | "
+        f"`{first.schema}` | {first.producer} | {first.consumer} | {retention(first)} |"
+    )
+    for s in specs:
+        if s.schema != "event.v1":
+            rows.append(
+                f"| `{s.name}` | {s.partitions} | {s.key} | `{s.schema}` | {s.producer} | "
+                f"{s.consumer} | {retention(s)} |"
+            )
+    return "\n".join(rows)

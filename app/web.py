@@ -30,8 +30,13 @@ class CommitTracker:
 
 class Readiness:
     def __init__(
-        self, app: Any, kafka_kwargs: dict[str, Any], mirror: RedisMirror, commits: CommitTracker,
-        commit_stall_s: float = 30.0, timeout_s: float = 2.0,
+        self,
+        app: Any,
+        kafka_kwargs: dict[str, Any],
+        mirror: RedisMirror,
+        commits: CommitTracker,
+        commit_stall_s: float = 30.0,
+        timeout_s: float = 2.0,
     ) -> None:
         self.app = app
         self.kafka_kwargs = kafka_kwargs
@@ -76,7 +81,7 @@ class Readiness:
                     await self._client.close()
                     self._client = None
                 result[name] = f"down: {type(exc).__name__}"
-        ok, why = self._committing()
+        _, why = self._committing()
         result["partitions"] = why
         result["ready"] = all(v == "ok" for v in result.values())
         return result

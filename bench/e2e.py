@@ -33,13 +33,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
 
-def _records(prefix: str, n_users: int, per_user: int, seed: int, start_day: int = 5) -> list[tuple[str, bytes, bytes, str]]:
+def _records(
+    prefix: str, n_users: int, per_user: int, seed: int, start_day: int = 5
+) -> list[tuple[str, bytes, bytes, str]]:
     from datetime import UTC, datetime
 
     out = []
     for e in demo_events(n_users, per_user, CHANNELS, seed, start=datetime(2026, 1, start_day, tzinfo=UTC)):
-        out.append((f"{prefix}events.{e.topic_channel}.{e.type}", e.key.encode(), orjson.dumps(e.payload),
-                    e.payload["event_id"]))
+        out.append(
+            (
+                f"{prefix}events.{e.topic_channel}.{e.type}",
+                e.key.encode(),
+                orjson.dumps(e.payload),
+                e.payload["event_id"],
+            )
+        )
     return out
 
 
@@ -73,8 +81,10 @@ def _metric(text: str, name: str) -> float:
 async def _applied(url: str) -> float:
     async with httpx.AsyncClient(timeout=5) as c:
         text = (await c.get(url + "/metrics")).text
-    return sum(_metric(text, n) for n in ("nba_events_applied_total", "nba_events_duplicate_total",
-                                           "nba_events_late_total"))
+    return sum(
+        _metric(text, n)
+        for n in ("nba_events_applied_total", "nba_events_duplicate_total", "nba_events_late_total")
+    )
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -92,8 +102,14 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _passthrough(bootstrap: str, topics: list[str], out_topic: str, n: int) -> float:
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"pt-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", enable_auto_commit=True, max_poll_records=2000)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"pt-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        max_poll_records=2000,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks=1, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
@@ -119,11 +135,23 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="nba-bench-"))
     port = 6190
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")}
-    env.update(NBA_KAFKA__BOOTSTRAP=args.bootstrap, NBA_KAFKA__TOPIC_PREFIX=prefix,
-               NBA_KAFKA__PARTITIONS=str(args.partitions), NBA_WORKER__APP_ID=f"nba-{prefix[:-1]}",
-               NBA_WORKER__WEB_PORT=str(port), NBA_WORKER__DATADIR=str(tmp / "data"),
-               NBA_WORKER__LOGLEVEL="warning", NBA_REDIS__KEY_PREFIX=f"{prefix[:-1]}:")
-    subprocess.run([sys.executable, "-m", "app.cli", "topics"], env=env, cwd=ROOT, check=True, capture_output=True)
+    env.update(
+        NBA_KAFKA__BOOTSTRAP=args.bootstrap,
+        NBA_KAFKA__TOPIC_PREFIX=prefix,
+        NBA_KAFKA__PARTITIONS=str(args.partitions),
+        NBA_WORKER__APP_ID=f"nba-{prefix[:-1]}",
+        NBA_WORKER__WEB_PORT=str(port),
+        NBA_WORKER__DATADIR=str(tmp / "data"),
+        NBA_WORKER__LOGLEVEL="warning",
+        NBA_REDIS__KEY_PREFIX=f"{prefix[:-1]}:",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "topics"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
     users = args.events // args.per_user
     records = _records(prefix, users, args.per_user, seed=1)
@@ -138,8 +166,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     log = (tmp / "worker.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    result: dict[str, object] = {"events": len(records), "users": users, "partitions": args.partitions,
-                                 "producer_events_per_s": round(len(records) / produce_s)}
+    result: dict[str, object] = {
+        "events": len(records),
+        "users": users,
+        "partitions": args.partitions,
+        "producer_events_per_s": round(len(records) / produce_s),
+    }
     try:
         await _wait_ready(url, proc)
         ps = psutil.Process(proc.pid)
@@ -153,16 +185,24 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         elapsed = time.monotonic() - t0
         cpu = sum(ps.cpu_times()[:2]) - cpu0
         eps = len(records) / elapsed
-        result.update(worker_events_per_s=round(eps), worker_cpu_s=round(cpu, 1),
-                      worker_cpu_util=round(cpu / elapsed, 2), worker_peak_rss_mb=round(peak_rss / 2**20, 1),
-                      backlog_seconds=round(elapsed, 1))
+        result.update(
+            worker_events_per_s=round(eps),
+            worker_cpu_s=round(cpu, 1),
+            worker_cpu_util=round(cpu / elapsed, 2),
+            worker_peak_rss_mb=round(peak_rss / 2**20, 1),
+            backlog_seconds=round(elapsed, 1),
+        )
         print(f"backlog: {eps:.0f} events/s", flush=True)
 
         # latency at a steady rate below capacity
         live = _records(prefix, args.latency_users, args.per_user, seed=2, start_day=20)
         rate = max(50.0, eps / 2)
-        consumer = AIOKafkaConsumer(f"{prefix}marketing.actions", bootstrap_servers=args.bootstrap,
-                                    auto_offset_reset="latest", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            f"{prefix}marketing.actions",
+            bootstrap_servers=args.bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         await consumer.seek_to_end()
         sent_at = await _produce(args.bootstrap, live, rate=rate)
@@ -180,9 +220,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         await consumer.stop()
         latencies.sort()
         if latencies:
-            result.update(latency_rate_events_per_s=round(rate), latency_actions=len(latencies),
-                          latency_p50_ms=round(1000 * latencies[len(latencies) // 2], 1),
-                          latency_p99_ms=round(1000 * latencies[int(len(latencies) * 0.99)], 1))
+            result.update(
+                latency_rate_events_per_s=round(rate),
+                latency_actions=len(latencies),
+                latency_p50_ms=round(1000 * latencies[len(latencies) // 2], 1),
+                latency_p99_ms=round(1000 * latencies[int(len(latencies) * 0.99)], 1),
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -198,8 +198,9 @@ def merge_into(target: Profile, source: Profile) -> bool:
     After a ``True``, apply :func:`take_parked` events of ``source`` to ``target``.
 
     Counts and sums add up (the two hold disjoint events, because routing sends each event to one
-    profile only: see :mod:`models.identity`), times take min/max, and the dedupe records unite so a redelivered anonymous event is
-    still recognised. The merged floor is the higher of the two (conservative: never double count).
+    profile only: see :mod:`models.identity`), times take min/max, and the dedupe records unite
+    so a redelivered anonymous event is still recognised. The merged floor is the higher of the
+    two (conservative: never double count).
 
     Examples
     --------

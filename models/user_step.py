@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from models.clock import is_backfill
-from models.decision import CatalogEntry, ContactState, Decision, DecisionContext, RulePolicy, decide
+from models.decision import (
+    CatalogEntry,
+    ContactState,
+    Decision,
+    DecisionContext,
+    RulePolicy,
+    decide,
+)
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.lifecycle import next_wake, wake

@@ -34,7 +34,9 @@ class NextBestAction(BaseModel):
         default="action", description="'action_cancelled' withdraws an earlier action_id."
     )
     action_id: str = Field(min_length=1, max_length=64, description="Deterministic idempotency key.")
-    user_id: Identifier = Field(description="The canonical user: a user_id, or an anonymous_id if never logged in.")
+    user_id: Identifier = Field(
+        description="The canonical user: a user_id, or an anonymous_id if never logged in."
+    )
     user_kind: Literal["user", "anonymous"] = "user"
     action_type: str = Field(min_length=1, max_length=64, description="e.g. recommend_item.")
     channel: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")

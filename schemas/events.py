@@ -9,14 +9,13 @@ arrival time and is not used for any rule.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from datetime import datetime
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
@@ -52,7 +51,9 @@ class ClickProps(_Block):
 class ShareProps(_Block):
     """A share of an item to another platform or person."""
 
-    platform: str = Field(min_length=1, max_length=64, description="Where it was shared, e.g. wechat_moments.")
+    platform: str = Field(
+        min_length=1, max_length=64, description="Where it was shared, e.g. wechat_moments."
+    )
     target: str | None = Field(default=None, max_length=512, description="Recipient or group, if known.")
 
 
@@ -61,7 +62,9 @@ class PurchaseProps(_Block):
 
     order_id: str = Field(min_length=1, max_length=128)
     amount: float = Field(ge=0, le=1_000_000, description="Amount paid, in `currency`.")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code; normalised to the base currency.")
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 code; normalised to the base currency."
+    )
     coupon: str | None = Field(default=None, max_length=64)
 
 
@@ -90,7 +93,9 @@ class Event(BaseModel):
     user_id: Identifier | None = None
     anonymous_id: Identifier | None = None
     item_id: Identifier | None = None
-    occurred_at: AwareDatetime = Field(description="Event time: ISO 8601 with a UTC offset, years 2000..2100.")
+    occurred_at: AwareDatetime = Field(
+        description="Event time: ISO 8601 with a UTC offset, years 2000..2100."
+    )
     session_id: str | None = Field(default=None, max_length=128)
     view: ViewProps | None = None
     click: ClickProps | None = None
@@ -105,7 +110,9 @@ class Event(BaseModel):
     @classmethod
     def _iso_string(cls, value: Any) -> Any:
         if not isinstance(value, str | datetime):
-            raise ValueError("occurred_at must be an ISO 8601 string with a UTC offset, e.g. 2026-03-01T08:00:00+08:00")
+            raise ValueError(
+                "occurred_at must be an ISO 8601 string with a UTC offset, e.g. 2026-03-01T08:00:00+08:00"
+            )
         return value
 
     @field_validator("occurred_at")

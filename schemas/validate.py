@@ -118,9 +118,7 @@ def validate(
     if event.channel not in policy.channels:
         return Rejected(Reason.unknown_channel, f"channel '{event.channel}' is not configured")
     if topic_channel is not None and event.channel != topic_channel:
-        return Rejected(
-            Reason.topic_mismatch, f"channel '{event.channel}' sent on a '{topic_channel}' topic"
-        )
+        return Rejected(Reason.topic_mismatch, f"channel '{event.channel}' sent on a '{topic_channel}' topic")
     if topic_type is not None and event.type.value != topic_type:
         return Rejected(Reason.topic_mismatch, f"type '{event.type.value}' sent on a '{topic_type}' topic")
     if check_key and event.anonymous_id is not None and key != event.anonymous_id.encode():

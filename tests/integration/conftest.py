@@ -42,7 +42,9 @@ def services() -> None:
     redis_hostport = REDIS_URL.split("//", 1)[1].split("/", 1)[0]
     missing = [name for name, hp in (("Kafka", BOOTSTRAP), ("Redis", redis_hostport)) if not _reachable(hp)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} not reachable: start them with `make services` (make test does)")
+        pytest.fail(
+            f"{' and '.join(missing)} not reachable: start them with `make services` (make test does)"
+        )
 
 
 def free_port() -> int:
@@ -98,8 +100,13 @@ class Deployment:
         return w
 
     def create_topics(self) -> None:
-        subprocess.run([sys.executable, "-m", "app.cli", "topics"], env=self.env(), cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "topics"],
+            env=self.env(),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
 
 
 @dataclass
@@ -128,7 +135,11 @@ class Worker:
             fh.write(f"\n===== start {self.starts} =====\n".encode())
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker", "--no-create-topics"],
-                env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                cwd=ROOT,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:
@@ -184,12 +195,11 @@ async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes |
         await producer.stop()
 
 
-async def consume(
-    bootstrap: str, topic: str, *, until: int, timeout: float = 60.0
-) -> list[Any]:
+async def consume(bootstrap: str, topic: str, *, until: int, timeout: float = 60.0) -> list[Any]:
     """Read ``topic`` from the beginning until ``until`` records or ``timeout`` seconds."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     out: list[Any] = []
     try:

@@ -15,14 +15,18 @@ from tests.integration.conftest import Deployment, produce, profile, wait_for
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
 
-async def test_sigkill_three_times_then_counts_equal_distinct_events(deployment: Deployment, redis_client) -> None:
+async def test_sigkill_three_times_then_counts_equal_distinct_events(
+    deployment: Deployment, redis_client
+) -> None:
     dep = deployment
     dep.create_topics()
     rng = random.Random(11)
     events = list(demo_events(n_users=150, events_per_user=20, channels=CHANNELS, seed=11))
     # producers retry: redeliver a tenth of the events
     stream = events + rng.sample(events, len(events) // 10)
-    records = [(dep.ingress(e.topic_channel, e.type), e.key.encode(), orjson.dumps(e.payload)) for e in stream]
+    records = [
+        (dep.ingress(e.topic_channel, e.type), e.key.encode(), orjson.dumps(e.payload)) for e in stream
+    ]
     expected = Counter(e.payload["event_id"].rsplit("-", 1)[0] for e in events)
     expected_types: Counter[tuple[str, str]] = Counter(
         (e.payload["event_id"].rsplit("-", 1)[0], e.type) for e in events

@@ -21,8 +21,12 @@ PORT, CONTROLLER = 19092, 19093
 
 
 def broker(cmd: str, tmp: Path) -> None:
-    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_CONTROLLER_PORT": str(CONTROLLER),
-           "KAFKA_DATA_DIR": str(tmp / "kafka-data")}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(PORT),
+        "KAFKA_CONTROLLER_PORT": str(CONTROLLER),
+        "KAFKA_DATA_DIR": str(tmp / "kafka-data"),
+    }
     subprocess.run([str(ROOT / "deploy/local/kafka.sh"), cmd], env=env, check=True, capture_output=True)
 
 

@@ -31,19 +31,65 @@ async def test_two_workers_one_stitched_profile(deployment: Deployment, redis_cl
     records = []
     for uid, anon in users:
         for n in range(3):  # anonymous browsing on the web
-            records.append((dep.ingress("web", "view"), anon, {"event_id": f"{anon}-{n}", "type": "view",
-                            "channel": "web", "anonymous_id": anon, "item_id": "c9",
-                            "occurred_at": f"2026-02-01T09:0{n}:00Z", "view": {"progress": 0.2}}))
-        records.append((dep.ingress("app", "click"), anon, {"event_id": f"{uid}-login", "type": "click",
-                        "channel": "app", "anonymous_id": anon, "user_id": uid,
-                        "occurred_at": "2026-02-01T09:10:00Z"}))
+            records.append(
+                (
+                    dep.ingress("web", "view"),
+                    anon,
+                    {
+                        "event_id": f"{anon}-{n}",
+                        "type": "view",
+                        "channel": "web",
+                        "anonymous_id": anon,
+                        "item_id": "c9",
+                        "occurred_at": f"2026-02-01T09:0{n}:00Z",
+                        "view": {"progress": 0.2},
+                    },
+                )
+            )
+        records.append(
+            (
+                dep.ingress("app", "click"),
+                anon,
+                {
+                    "event_id": f"{uid}-login",
+                    "type": "click",
+                    "channel": "app",
+                    "anonymous_id": anon,
+                    "user_id": uid,
+                    "occurred_at": "2026-02-01T09:10:00Z",
+                },
+            )
+        )
         for n in range(4):  # logged in on the app (keyed by user id)
-            records.append((dep.ingress("app", "view"), uid, {"event_id": f"{uid}-{n}", "type": "view",
-                            "channel": "app", "user_id": uid, "item_id": "c9",
-                            "occurred_at": f"2026-02-01T09:2{n}:00Z", "view": {"progress": 0.9}}))
+            records.append(
+                (
+                    dep.ingress("app", "view"),
+                    uid,
+                    {
+                        "event_id": f"{uid}-{n}",
+                        "type": "view",
+                        "channel": "app",
+                        "user_id": uid,
+                        "item_id": "c9",
+                        "occurred_at": f"2026-02-01T09:2{n}:00Z",
+                        "view": {"progress": 0.9},
+                    },
+                )
+            )
         for n in range(2):  # and anonymous again afterwards, on a second device session
-            records.append((dep.ingress("web", "click"), anon, {"event_id": f"{anon}-late-{n}", "type": "click",
-                            "channel": "web", "anonymous_id": anon, "occurred_at": f"2026-02-01T09:3{n}:00Z"}))
+            records.append(
+                (
+                    dep.ingress("web", "click"),
+                    anon,
+                    {
+                        "event_id": f"{anon}-late-{n}",
+                        "type": "click",
+                        "channel": "web",
+                        "anonymous_id": anon,
+                        "occurred_at": f"2026-02-01T09:3{n}:00Z",
+                    },
+                )
+            )
     w1, w2 = dep.worker("w1"), dep.worker("w2")
     w1.start()
     w2.start()
@@ -57,7 +103,7 @@ async def test_two_workers_one_stitched_profile(deployment: Deployment, redis_cl
             p = await profile(redis_client, dep, f"u:{uid}")
             if p is None or p["events"] != 10 or p["by_channel"] != {"web": 5, "app": 5}:
                 bad[uid] = p and (p["events"], p["by_channel"])
-        return not bad or bad
+        return bad if bad else True
 
     await wait_for(stitched, 120, "one stitched profile per user with all 10 events")
     for uid, anon in users:

@@ -64,3 +64,16 @@ def test_prometheus_scrapes_the_worker_and_dashboards_use_real_metrics() -> None
         used = set(re.findall(r"nba_[a-z_]+", panel["targets"][0]["expr"]))
         stems = {re.sub(r"_(total|bucket|count|sum)$", "", u) for u in used}
         assert stems <= names, (panel["title"], stems - names)
+
+
+def test_readme_tables_match_the_code() -> None:
+    from app.settings import env_table
+    from app.topics import topic_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert env_table() in readme, (
+        "README environment table is stale: regenerate it from app.settings.env_table"
+    )
+    assert topic_table(Settings(_env_file=None)) in readme, (
+        "README topic table is stale (app.topics.topic_table)"
+    )

@@ -46,10 +46,15 @@ def test_backfill_rule() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from(["u:1", "u:2", "u:3"]), st.floats(1000, 50_000, allow_nan=False)), max_size=30),
+    st.lists(
+        st.tuples(st.sampled_from(["u:1", "u:2", "u:3"]), st.floats(1000, 50_000, allow_nan=False)),
+        max_size=30,
+    ),
     st.lists(st.floats(1000, 60_000, allow_nan=False), min_size=1, max_size=10),
 )
-def test_due_index_fires_each_entry_once_after_its_time(entries: list[tuple[str, float]], marks: list[float]) -> None:
+def test_due_index_fires_each_entry_once_after_its_time(
+    entries: list[tuple[str, float]], marks: list[float]
+) -> None:
     store: dict[str, list[str]] = {}
     idx = DueIndex(store, partition=3, bucket_s=600)
     clock_next: int | None = None
@@ -61,7 +66,7 @@ def test_due_index_fires_each_entry_once_after_its_time(entries: list[tuple[str,
     for m, t in scheduled:
         idx.schedule(m, t)
     watermark = first
-    for w in sorted(marks) + [10**6]:
+    for w in [*sorted(marks), 10**6]:
         watermark = max(watermark, w)
         due, clock_next = idx.pop_due(watermark, clock_next)
         fired.extend(due)

@@ -70,7 +70,11 @@ def assert_matches(p: Profile, ref: dict[str, object]) -> None:
 
 event_strategy = st.builds(
     lambda i, typ, ch, off, item, amount: EventFacts(
-        event_id=f"e{i}", type=typ, channel=ch, ts=T0 + off, item_id=item,
+        event_id=f"e{i}",
+        type=typ,
+        channel=ch,
+        ts=T0 + off,
+        item_id=item,
         spend=amount if typ == "purchase" else 0.0,
     ),
     st.integers(0, 400),
@@ -85,7 +89,9 @@ event_strategy = st.builds(
 @st.composite
 def streams(draw: st.DrawFn) -> list[EventFacts]:
     """Distinct events (one fact per key), with duplicates and any order within 3 days."""
-    events = draw(st.lists(event_strategy, min_size=1, max_size=120, unique_by=lambda e: (e.channel, e.event_id)))
+    events = draw(
+        st.lists(event_strategy, min_size=1, max_size=120, unique_by=lambda e: (e.channel, e.event_id))
+    )
     dupes = draw(st.lists(st.sampled_from(events), max_size=40))
     stream = events + dupes
     draw(st.randoms(use_true_random=False)).shuffle(stream)
@@ -131,8 +137,14 @@ def test_merge_of_split_history_equals_batch(stream: list[EventFacts], rnd: rand
 
 def test_event_older_than_the_window_is_late_and_not_applied() -> None:
     p = Profile("u:1")
-    assert apply_event(p, EventFacts(event_id="new", type="click", channel="app", ts=T0 + 10 * DAY),
-                       dedupe_window_s=7 * DAY) is Applied.applied
+    assert (
+        apply_event(
+            p,
+            EventFacts(event_id="new", type="click", channel="app", ts=T0 + 10 * DAY),
+            dedupe_window_s=7 * DAY,
+        )
+        is Applied.applied
+    )
     old = EventFacts(event_id="old", type="click", channel="app", ts=T0)
     assert apply_event(p, old, dedupe_window_s=7 * DAY) is Applied.late
     assert p.events == 1

@@ -10,7 +10,12 @@ from schemas.export import stale
 from schemas.validate import Accepted, Rejected, ValidationPolicy, parse_ingress_topic, validate
 
 POLICY = ValidationPolicy(channels=frozenset({"app", "web", "wechat"}), max_bytes=4096, fx_rates={"USD": 7.0})
-BASE = {"event_id": "e-1", "channel": "app", "user_id": "u1", "occurred_at": "2026-03-01T08:00:00+08:00"}
+BASE = {
+    "event_id": "e-1",
+    "channel": "app",
+    "user_id": "u1",
+    "occurred_at": "2026-03-01T08:00:00+08:00",
+}
 
 VALID = {
     "click": {**BASE, "type": "click", "click": {"target": "/home"}},
@@ -18,17 +23,37 @@ VALID = {
     "view": {**BASE, "type": "view", "item_id": "c1", "view": {"duration_s": 120, "progress": 0.5}},
     "share": {**BASE, "type": "share", "item_id": "c1", "share": {"platform": "weibo"}},
     "purchase": {
-        **BASE, "type": "purchase", "item_id": "c1",
+        **BASE,
+        "type": "purchase",
+        "item_id": "c1",
         "purchase": {"order_id": "o1", "amount": 10, "currency": "USD", "coupon": "NEW10"},
     },
-    "anonymous": {**{k: v for k, v in BASE.items() if k != "user_id"}, "anonymous_id": "d1", "type": "click"},
+    "anonymous": {
+        **{k: v for k, v in BASE.items() if k != "user_id"},
+        "anonymous_id": "d1",
+        "type": "click",
+    },
 }
 
 
-def check(payload: object, topic_type: str | None = None, channel: str | None = "app", key: bytes | None = None):
+def check(
+    payload: object,
+    topic_type: str | None = None,
+    channel: str | None = "app",
+    key: bytes | None = None,
+):
     raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    ttype = topic_type if topic_type is not None else (payload.get("type") if isinstance(payload, dict) else None)
-    return validate(raw, topic_channel=channel, topic_type=ttype, policy=POLICY, key=key, check_key=key is not None)
+    ttype = (
+        topic_type if topic_type is not None else (payload.get("type") if isinstance(payload, dict) else None)
+    )
+    return validate(
+        raw,
+        topic_channel=channel,
+        topic_type=ttype,
+        policy=POLICY,
+        key=key,
+        check_key=key is not None,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
@@ -57,21 +82,31 @@ def test_unknown_fields_are_kept_under_properties() -> None:
         (b"[1, 2]", Reason.not_an_object),
         (b"x" * 5000, Reason.oversized),
         ({**BASE, "type": "click", "user_id": None}, Reason.schema_violation),  # no identity
-        ({**VALID["click"], "occurred_at": "2026-03-01T08:00:00"}, Reason.schema_violation),  # naive time
+        (
+            {**VALID["click"], "occurred_at": "2026-03-01T08:00:00"},
+            Reason.schema_violation,
+        ),  # naive time
         ({**VALID["click"], "occurred_at": 1767225600}, Reason.schema_violation),  # epoch number
-        ({**VALID["click"], "occurred_at": "1970-01-01T00:00:00Z"}, Reason.schema_violation),  # implausible
+        (
+            {**VALID["click"], "occurred_at": "1970-01-01T00:00:00Z"},
+            Reason.schema_violation,
+        ),  # implausible
         ({**VALID["view"], "view": {"progress": 1.5}}, Reason.schema_violation),  # out of range
         ({**BASE, "type": "purchase", "item_id": "c1"}, Reason.schema_violation),  # missing block
         ({**VALID["click"], "view": {"progress": 0.1}}, Reason.schema_violation),  # foreign block
-        ({**VALID["purchase"], "purchase": {"order_id": "o", "amount": -1, "currency": "USD"}},
-         Reason.schema_violation),
+        (
+            {**VALID["purchase"], "purchase": {"order_id": "o", "amount": -1, "currency": "USD"}},
+            Reason.schema_violation,
+        ),
         ({**VALID["click"], "event_id": "has space"}, Reason.schema_violation),
         ({**VALID["click"], "event_id": "x" * 200}, Reason.schema_violation),
         ({**VALID["click"], "type": "like"}, Reason.schema_violation),
         ({**VALID["click"], "channel": "myspace"}, Reason.unknown_channel),
         ({**VALID["click"], "channel": "web"}, Reason.topic_mismatch),
-        ({**VALID["purchase"], "purchase": {"order_id": "o", "amount": 1, "currency": "XYZ"}},
-         Reason.unknown_currency),
+        (
+            {**VALID["purchase"], "purchase": {"order_id": "o", "amount": 1, "currency": "XYZ"}},
+            Reason.unknown_currency,
+        ),
     ],
 )
 def test_invalid_examples_are_rejected_with_their_reason(payload: object, reason: Reason) -> None:

@@ -12,12 +12,32 @@ from schemas.validate import Accepted, Rejected, ValidationPolicy, validate
 POLICY = ValidationPolicy(channels=frozenset({"app", "web"}), max_bytes=8192)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=30,
 )
-FIELDS = ["event_id", "type", "channel", "user_id", "anonymous_id", "item_id", "occurred_at", "view",
-          "click", "share", "purchase", "context", "properties", "session_id"]
+FIELDS = [
+    "event_id",
+    "type",
+    "channel",
+    "user_id",
+    "anonymous_id",
+    "item_id",
+    "occurred_at",
+    "view",
+    "click",
+    "share",
+    "purchase",
+    "context",
+    "properties",
+    "session_id",
+]
 event_like = st.fixed_dictionaries(
     {},
     optional={
@@ -27,7 +47,8 @@ event_like = st.fixed_dictionaries(
         "user_id": st.text(max_size=10) | json_values,
         "anonymous_id": st.text(max_size=10),
         "item_id": st.text(max_size=10) | json_values,
-        "occurred_at": st.datetimes(timezones=st.just(None) | st.timezones()).map(lambda d: d.isoformat()) | json_values,
+        "occurred_at": st.datetimes(timezones=st.just(None) | st.timezones()).map(lambda d: d.isoformat())
+        | json_values,
         "view": st.fixed_dictionaries({}, optional={"progress": json_values, "duration_s": json_values}),
         "purchase": st.fixed_dictionaries(
             {}, optional={"order_id": json_values, "amount": json_values, "currency": json_values}
@@ -48,7 +69,9 @@ def _decided(result: object) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=10_000))
 def test_arbitrary_bytes(raw: bytes) -> None:
-    _decided(validate(raw, topic_channel="app", topic_type="click", policy=POLICY, key=raw[:4], check_key=True))
+    _decided(
+        validate(raw, topic_channel="app", topic_type="click", policy=POLICY, key=raw[:4], check_key=True)
+    )
 
 
 @settings(max_examples=400, deadline=None)
