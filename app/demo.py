@@ -53,17 +53,20 @@ def demo_events(
     seed: int = 7,
     start: datetime | None = None,
     n_items: int = 24,
+    tag: str = "",
 ) -> Iterator[DemoEvent]:
     """Events of ``n_users`` users, interleaved in event-time order per user.
 
     Every user starts anonymous on one channel (``anonymous_id`` only), then logs in on another
     (an event with both ids links them), then keeps going logged in. Each user returns to one
-    favourite item repeatedly, so the foundation rule fires for many of them.
+    favourite item repeatedly, so the foundation rule fires for many of them. A ``tag`` makes
+    the user ids (and so the event ids) of one run distinct from another's.
     """
     rng = random.Random(seed)
     start = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     for u in range(n_users):
-        user_id, anon_id = f"user-{u:05d}", f"dev-{u:05d}"
+        prefix = f"{tag}-" if tag else ""
+        user_id, anon_id = f"user-{prefix}{u:05d}", f"dev-{prefix}{u:05d}"
         browse_ch, login_ch = rng.sample(channels, 2)
         favourite = f"item-{rng.randrange(n_items):03d}"
         t = start + timedelta(minutes=rng.randrange(0, 600))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import click
 import orjson
@@ -14,7 +15,7 @@ from app.settings import Settings
 from app.topics import TopicNames
 
 
-async def produce_demo(settings: Settings, n_users: int, events_per_user: int, seed: int) -> int:
+async def produce_demo(settings: Settings, n_users: int, events_per_user: int, seed: int, tag: str) -> int:
     names = TopicNames.of(settings)
     channels = tuple(c for c in settings.ingress.channels if c not in ("email", "sms")) or tuple(
         settings.ingress.channels
@@ -27,7 +28,7 @@ async def produce_demo(settings: Settings, n_users: int, events_per_user: int, s
             await producer.send(
                 names.catalog, key=item.item_id.encode(), value=item.model_dump_json().encode()
             )
-        for ev in demo_events(n_users, events_per_user, channels, seed):
+        for ev in demo_events(n_users, events_per_user, channels, seed, tag=tag):
             await producer.send(
                 names.ingress(ev.topic_channel, ev.type),
                 key=ev.key.encode(),
@@ -40,7 +41,8 @@ async def produce_demo(settings: Settings, n_users: int, events_per_user: int, s
     return sent
 
 
-async def first_action(settings: Settings, timeout_s: float) -> dict[str, object] | None:
+async def first_action(settings: Settings, timeout_s: float, tag: str) -> dict[str, object] | None:
+    """The first action for one of this run's users (their ids carry ``tag``)."""
     topic = TopicNames.of(settings).actions
     consumer = AIOKafkaConsumer(
         topic, auto_offset_reset="earliest", enable_auto_commit=False, **client_kwargs(settings)
@@ -52,7 +54,9 @@ async def first_action(settings: Settings, timeout_s: float) -> dict[str, object
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for record in records:
-                    return dict(orjson.loads(record.value))
+                    action = dict(orjson.loads(record.value))
+                    if f"-{tag}-" in str(action.get("user_id")):
+                        return action
     finally:
         await consumer.stop()
     return None
@@ -67,13 +71,14 @@ async def run_demo(
     timeout_s: float,
 ) -> int:
     await ensure_topics(settings)
-    sent = await produce_demo(settings, n_users, events_per_user, seed)
+    tag = uuid.uuid4().hex[:6]  # new users each run: a re-run is not dropped as duplicates
+    sent = await produce_demo(settings, n_users, events_per_user, seed, tag)
     click.echo(
         f"produced {sent} events from {n_users} users to {len(settings.ingress.channels)} channels' topics"
     )
     web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     if wait_action:
-        action = await first_action(settings, timeout_s)
+        action = await first_action(settings, timeout_s, tag)
         if action is None:
             click.echo(f"no action on {TopicNames.of(settings).actions} within {timeout_s:.0f}s", err=True)
             return 1

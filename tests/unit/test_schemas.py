@@ -93,6 +93,10 @@ def test_unknown_fields_are_kept_under_properties() -> None:
         ),  # implausible
         ({**VALID["view"], "view": {"progress": 1.5}}, Reason.schema_violation),  # out of range
         ({**BASE, "type": "purchase", "item_id": "c1"}, Reason.schema_violation),  # missing block
+        ({**BASE, "type": "share", "item_id": "c1"}, Reason.schema_violation),  # share without block
+        ({**VALID["share"], "share": {"platform": ""}}, Reason.schema_violation),  # empty platform
+        ({**VALID["click"], "click": {"target": "x" * 600}}, Reason.schema_violation),  # too long
+        ({**BASE, "type": "view", "view": {"progress": 0.2}}, Reason.schema_violation),  # view w/o item
         ({**VALID["click"], "view": {"progress": 0.1}}, Reason.schema_violation),  # foreign block
         (
             {**VALID["purchase"], "purchase": {"order_id": "o", "amount": -1, "currency": "USD"}},
