@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from agents import metrics
 from schemas.dlq import DeadLetter, Reason
+from schemas.validate import Rejected
 
 log = logging.getLogger(__name__)
 _MAX_ORIGINAL = 1024 * 1024
@@ -48,3 +50,34 @@ async def dead_letter(
         received_at=datetime.now(UTC),
     )
     await dlq_topic.send(key=key, value=record.model_dump_json().encode())
+
+
+Handler = Callable[[Any, bytes | None], Awaitable[Rejected | None]]
+
+
+async def each_event(stream: Any, dlq_topic: Any, handler: Handler) -> None:
+    """Run ``handler(message, value)`` on every event of ``stream``, one at a time.
+
+    Errors are handled here, per event, because Faust acks an event even when the agent raises:
+    a rejection or an exception is dead-lettered with the source topic, partition and offset,
+    logged and counted, and the stream goes on.
+    """
+    async for ev in stream.events():
+        m = ev.message
+        try:
+            rejected = await handler(m, ev.value)
+            if rejected is None:
+                continue
+            reason, detail = rejected.reason, rejected.detail
+        except Exception as exc:  # one bad event never stops the stream
+            reason, detail = Reason.processing_error, repr(exc)
+        await dead_letter(
+            dlq_topic,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            key=m.key,
+            value=ev.value,
+            reason=reason,
+            detail=detail,
+        )

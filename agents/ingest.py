@@ -12,11 +12,10 @@ import logging
 from typing import Any
 
 from agents import metrics, users
-from agents.dlq import dead_letter
+from agents.dlq import each_event
 from agents.runtime import Runtime
 from models.facts import EventFacts
 from models.identity import LinkOutcome, anon_key, resolve, routing_id
-from schemas.dlq import Reason
 from schemas.validate import Rejected, parse_ingress_topic, validate
 
 log = logging.getLogger(__name__)
@@ -75,29 +74,7 @@ async def handle(
 def register(app: Any, rt: Runtime) -> None:
     @app.agent(rt.ingress, name="ingest")
     async def ingest(stream: Any) -> None:
-        async for ev in stream.events():
-            m = ev.message
-            try:
-                rejected = await handle(rt, m.topic, m.partition, m.key, ev.value, m.timestamp)
-                if rejected is not None:
-                    await dead_letter(
-                        rt.dlq,
-                        topic=m.topic,
-                        partition=m.partition,
-                        offset=m.offset,
-                        key=m.key,
-                        value=ev.value,
-                        reason=rejected.reason,
-                        detail=rejected.detail,
-                    )
-            except Exception as exc:  # one bad event never stops the stream
-                await dead_letter(
-                    rt.dlq,
-                    topic=m.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key,
-                    value=ev.value,
-                    reason=Reason.processing_error,
-                    detail=repr(exc),
-                )
+        async def one(m: Any, value: bytes | None) -> Rejected | None:
+            return await handle(rt, m.topic, m.partition, m.key, value, m.timestamp)
+
+        await each_event(stream, rt.dlq, one)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from agents import metrics
-from agents.dlq import dead_letter
+from agents.dlq import each_event
 from agents.runtime import Runtime
 from models.clock import PartitionClock
 from models.decision import Decision
@@ -29,7 +29,6 @@ from models.identity import external_id, routing_id
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.user_step import StepConfig, on_due, on_event
 from schemas.actions import NextBestAction
-from schemas.dlq import Reason
 
 
 def _load(rt: Runtime, canonical: str) -> Profile | None:
@@ -237,18 +236,7 @@ async def resync_mirror(rt: Runtime) -> int:
 def register(app: Any, rt: Runtime) -> None:
     @app.agent(rt.user_stream, name="users")
     async def users(stream: Any) -> None:
-        async for ev in stream.events():
-            m = ev.message
-            try:
-                await handle(rt, m.partition, orjson.loads(ev.value))
-            except Exception as exc:  # one bad event never stops the stream
-                await dead_letter(
-                    rt.dlq,
-                    topic=m.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key,
-                    value=ev.value,
-                    reason=Reason.processing_error,
-                    detail=repr(exc),
-                )
+        async def one(m: Any, value: bytes | None) -> None:
+            await handle(rt, m.partition, orjson.loads(value or b"null"))
+
+        await each_event(stream, rt.dlq, one)
