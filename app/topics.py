@@ -60,6 +60,18 @@ class TopicNames:
     def catalog(self) -> str:
         return f"{self.prefix}catalog.items"
 
+    @property
+    def consent(self) -> str:
+        return f"{self.prefix}users.consent"
+
+    @property
+    def erase(self) -> str:
+        return f"{self.prefix}users.erase"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}marketing.feedback"
+
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic ``nba topics`` creates, with its documented contract."""
@@ -115,6 +127,33 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             schema="catalog_item.v1",
             producer="catalog service",
             consumer="worker (every instance)",
+        ),
+        TopicSpec(
+            names.consent,
+            n,
+            {"cleanup.policy": "compact"},
+            key="user_id:channel",
+            schema="consent.v1",
+            producer="account service",
+            consumer="decisioning (next)",
+        ),
+        TopicSpec(
+            names.erase,
+            n,
+            {**delete, "retention.ms": str(k.retention_dlq_ms)},
+            key="user_id",
+            schema="erase_request.v1",
+            producer="account service",
+            consumer="decisioning (next)",
+        ),
+        TopicSpec(
+            names.feedback,
+            n,
+            {**delete, "retention.ms": str(k.retention_actions_ms)},
+            key="user_id",
+            schema="feedback.v1",
+            producer="marketing senders",
+            consumer="decisioning (next)",
         ),
     ]
     return specs

@@ -11,12 +11,17 @@ from schemas.actions import NextBestAction
 from schemas.catalog import CatalogItem
 from schemas.dlq import DeadLetter
 from schemas.events import Event
+from schemas.feedback import Feedback
+from schemas.users import ConsentEvent, EraseRequest
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "event.v1": Event,
     "catalog_item.v1": CatalogItem,
     "next_best_action.v1": NextBestAction,
     "dead_letter.v1": DeadLetter,
+    "consent.v1": ConsentEvent,
+    "erase_request.v1": EraseRequest,
+    "feedback.v1": Feedback,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

@@ -1,0 +1,286 @@
+"""``nba evaluate``: offline, prequential scoring of the models on a log, without Kafka.
+
+Runs the worker's own pure code (:mod:`models.user_step`, :mod:`models.identity`,
+:mod:`models.clock`, :mod:`models.due`) over the stream in event-time order, one partition,
+predicting before learning. Where a simulator truth file sits beside the input
+(``<input>.truth.json``) it adds the figures that need truth; without it they are ``null`` and
+listed under ``absent``.
+
+Figures (JSON keys; the README lists them all):
+
+* ``data.*``: records, valid events, users, duplicates and late events dropped, rejected rows.
+* ``evaluate.events_per_s``: events/s of the whole offline path (profiles, identity, due times).
+* ``churn.rule_auc``: exact ROC AUC of the best single-feature rule (days since last activity)
+  on horizon labels: at each daily event-time tick, every user active in the last 30 days is
+  scored; the snapshot is labelled churned if no event comes in (t, t + H], retained as soon as
+  one does, resolved only when the watermark passes t + H (no look-ahead).
+  ``churn.true_rule_auc``: the same scores against the simulator's latent churn dates.
+* ``similarity.hr10_popularity``: hit rate at 10 of the popularity baseline for the next
+  purchase (top 10 by purchases so far, excluding what the user already bought), scored before
+  the purchase is learned.
+* Model figures of later issues (``churn.auc``, ``segmentation.ari``, ``similarity.hr10`` ...)
+  are ``null`` until their models exist.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.logs import Mapping, ReadStats, read_ordered
+from models.clock import PartitionClock
+from models.due import DueIndex
+from models.facts import EventFacts
+from models.identity import LinkOutcome, anon_key, resolve
+from models.metrics import roc_auc
+from models.profile import Applied, Profile, merge_into
+from models.user_step import StepConfig, on_due, on_event
+from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
+
+DAY = 86_400.0
+MODEL_KEYS = {
+    "churn.auc": "issue 5 (churn model)",
+    "churn.true_auc": "issue 5 (churn model)",
+    "churn.batch_auc": "issue 5 (churn model)",
+    "churn.ece": "issue 5 (churn model)",
+    "segmentation.ari": "issue 4 (segmentation)",
+    "segmentation.offline_kmeans_ari": "issue 4 (segmentation)",
+    "similarity.hr10": "issue 6 (item similarity)",
+    "similarity.hr10_itemknn": "issue 6 (item similarity)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    horizon_s: float = 14 * DAY
+    active_window_s: float = 30 * DAY
+    lateness_s: float = 300.0
+    top_k: int = 10
+    max_rows_in_memory: int = 200_000
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    t: float
+    score: float
+    true_label: int | None
+    label: int | None = None
+class Evaluation:
+    """The state of one prequential run (fed record by record, in event-time order)."""
+
+    def __init__(self, cfg: EvalConfig, policy: ValidationPolicy, truth: dict[str, Any] | None) -> None:
+        self.cfg = cfg
+        self.policy = policy
+        self.truth_churn: dict[str, float | None] | None = None
+        if truth is not None:
+            self.truth_churn = {
+                uid: (datetime.fromisoformat(u["churn_at"].replace("Z", "+00:00")).timestamp()
+                      if u.get("churn_at") else None)
+                for uid, u in truth["users"].items()
+            }
+        self.step = StepConfig(send_enabled=False)
+        self.profiles: dict[str, Profile] = {}
+        self.links: dict[str, str] = {}
+        self.clock = PartitionClock()
+        self.due = DueIndex({}, 0)
+        self.counts: Counter[str] = Counter()
+        self.pending: dict[str, list[_Snapshot]] = defaultdict(list)
+        """Unresolved snapshots per user, oldest first."""
+        self.expiries: list[tuple[float, int, str]] = []
+        """Heap of (t + H, sequence, user): when the watermark passes it, the user's oldest
+        snapshots still pending are churned."""
+        self._seq = 0
+        self.labelled: list[tuple[float, int, int | None, float]] = []
+        self.next_tick: float | None = None
+        self.popularity: Counter[str] = Counter()
+        self.hits: list[tuple[float, int]] = []
+        self.daily_events: Counter[int] = Counter()
+
+    # -- the stream -------------------------------------------------------------------------
+    def feed(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
+        parsed = parse_ingress_topic("", topic)
+        if parsed is None:
+            self.counts[f"other:{topic}"] += 1
+            return
+        result = validate(orjson.dumps(value), topic_channel=parsed[0], topic_type=parsed[1], policy=self.policy,
+                          key=key.encode() if key else None, check_key=True)
+        if not isinstance(result, Accepted):
+            self.counts[f"rejected:{result.reason.value}"] += 1
+            return
+        event = result.event
+        facts = EventFacts.from_event(event, result.spend)
+        self._tick_until(facts.ts)
+        res = resolve(event.user_id, event.anonymous_id, self.links.get(event.anonymous_id or ""))
+        if res.outcome is LinkOutcome.new:
+            assert event.anonymous_id is not None and event.user_id is not None
+            self.links[event.anonymous_id] = event.user_id
+            self._merge(anon_key(event.anonymous_id), res.canonical)
+        canonical = res.canonical
+        profile = self.profiles.setdefault(canonical, Profile(canonical))
+        if profile.merged_into is not None:
+            profile = self.profiles.setdefault(profile.merged_into, Profile(profile.merged_into))
+        if facts.type == "purchase" and facts.item_id:
+            self._score_purchase(profile, facts)
+        result_step = on_event(profile, facts, watermark=self.clock.watermark, due=self.due, cfg=self.step)
+        self.counts[result_step.outcome.value] += 1
+        if result_step.outcome is Applied.applied:
+            self.daily_events[int(facts.ts // DAY)] += 1
+            self._resolve_retained(profile.canonical, facts.ts)
+            if facts.type == "purchase" and facts.item_id:
+                self.popularity[facts.item_id] += 1
+        if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
+            due, self.clock.next_due_bucket = self.due.pop_due(self.clock.watermark, self.clock.next_due_bucket)
+            for member in due:
+                p = self.profiles.get(member)
+                if p is not None:
+                    on_due(p, self.clock.watermark, self.step)
+            self._resolve_churned(self.clock.watermark)
+
+    def _merge(self, anon: str, user: str) -> None:
+        source = self.profiles.get(anon)
+        target = self.profiles.setdefault(user, Profile(user))
+        if source is not None and source.merged_into is None:
+            merge_into(target, source)
+            source.merged_into = user
+            for snap in self.pending.pop(anon, []):
+                self.pending[user].append(snap)
+        elif source is None:
+            self.profiles[anon] = Profile(anon, merged_into=user)
+
+    # -- churn: daily ticks in event time, labels resolved by the watermark ----------------
+    def _tick_until(self, ts: float) -> None:
+        if self.next_tick is None:
+            self.next_tick = (ts // DAY + 1) * DAY
+        while ts >= self.next_tick:
+            t = self.next_tick
+            for canonical, p in self.profiles.items():
+                if p.merged_into is None and p.last_seen is not None and t - p.last_seen <= self.cfg.active_window_s:
+                    true_label = None
+                    if self.truth_churn is not None and canonical.startswith("u:"):
+                        churn_at = self.truth_churn.get(canonical[2:])
+                        true_label = int(churn_at is not None and churn_at <= t + self.cfg.horizon_s)
+                    self.pending[canonical].append(_Snapshot(t, (t - p.last_seen) / DAY, true_label))
+                    self._seq += 1
+                    heapq.heappush(self.expiries, (t + self.cfg.horizon_s, self._seq, canonical))
+            self.next_tick += DAY
+
+    def _resolve_retained(self, canonical: str, ts: float) -> None:
+        """Activity at ``ts``: every pending snapshot with t < ts <= t + H is retained."""
+        snaps = self.pending.get(canonical)
+        if not snaps:
+            return
+        keep = []
+        for s in snaps:
+            if s.t < ts <= s.t + self.cfg.horizon_s:
+                self.labelled.append((s.t, 0, s.true_label, s.score))
+            else:
+                keep.append(s)
+        self.pending[canonical] = keep
+
+    def _resolve_churned(self, watermark: float) -> None:
+        """The watermark passed t + H with no activity: those snapshots are churned."""
+        while self.expiries and self.expiries[0][0] < watermark:
+            _, _, canonical = heapq.heappop(self.expiries)
+            snaps = self.pending.get(canonical)
+            while snaps and snaps[0].t + self.cfg.horizon_s < watermark:
+                s = snaps.pop(0)
+                self.labelled.append((s.t, 1, s.true_label, s.score))
+
+    # -- next purchase: popularity baseline ------------------------------------------------
+    def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
+        bought = set(profile.bought)
+        if facts.item_id in bought or any(k.endswith("/" + facts.event_id) for k in profile.seen):
+            return
+        top = [i for i, _ in self.popularity.most_common(self.cfg.top_k + len(bought)) if i not in bought]
+        self.hits.append((facts.ts, int(facts.item_id in top[: self.cfg.top_k])))
+
+    # -- the report ------------------------------------------------------------------------
+    def report(self, seconds: float, stats: ReadStats) -> dict[str, Any]:
+        events = self.counts["applied"] + self.counts["duplicate"] + self.counts["late"]
+        labels = [y for _, y, _, _ in self.labelled]
+        scores = [s for *_, s in self.labelled]
+        out: dict[str, Any] = {
+            "data.records": stats.records,
+            "data.events": self.counts["applied"],
+            "data.users": sum(1 for p in self.profiles.values() if p.merged_into is None),
+            "data.duplicates": self.counts["duplicate"],
+            "data.late": self.counts["late"],
+            "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:")) + sum(
+                stats.rejected.values()),
+            "evaluate.events_per_s": round(events / seconds) if seconds else None,
+            "churn.horizon_days": self.cfg.horizon_s / DAY,
+            "churn.snapshots": len(labels),
+            "churn.positive_rate": round(sum(labels) / len(labels), 4) if labels else None,
+            "churn.rule_auc": _r(roc_auc(scores, labels)),
+            "churn.true_rule_auc": None,
+            "similarity.purchases_scored": len(self.hits),
+            "similarity.hr10_popularity": round(sum(h for _, h in self.hits) / len(self.hits), 4) if self.hits else None,
+        }
+        if self.truth_churn is not None:
+            pairs = [(s, t) for _, _, t, s in self.labelled if t is not None]
+            out["churn.true_rule_auc"] = _r(roc_auc([s for s, _ in pairs], [t for _, t in pairs]))
+        out.update(dict.fromkeys(MODEL_KEYS))
+        out["absent"] = {k: f"not implemented yet: {v}" for k, v in MODEL_KEYS.items()}
+        if self.truth_churn is None:
+            out["absent"]["churn.true_rule_auc"] = "no simulator truth beside the input"
+        out["series"] = {
+            "day": sorted(self.daily_events),
+            "events": [self.daily_events[d] for d in sorted(self.daily_events)],
+        }
+        return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def evaluate(path: Path, *, mapping: Mapping | None = None, truth_path: Path | None = None,
+             cfg: EvalConfig | None = None, policy: ValidationPolicy | None = None) -> dict[str, Any]:
+    cfg = cfg or EvalConfig()
+    policy = policy or ValidationPolicy(channels=frozenset(
+        ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")))
+    truth_path = truth_path or path.with_name(path.name + ".truth.json")
+    truth = orjson.loads(truth_path.read_bytes()) if truth_path.exists() else None
+    ev = Evaluation(cfg, policy, truth)
+    stats = ReadStats()
+    started = time.perf_counter()
+    for rec in read_ordered(path, mapping, max_rows_in_memory=cfg.max_rows_in_memory, stats=stats):
+        ev.feed(rec.topic, rec.key, rec.value)
+    report = ev.report(time.perf_counter() - started, stats)
+    report["input"] = str(path)
+    report["truth"] = str(truth_path) if truth is not None else None
+    report["generated_at"] = datetime.now(UTC).isoformat()
+    return report
+
+
+def render_table(report: dict[str, Any]) -> str:
+    rows = [(k, v) for k, v in report.items() if k not in ("series", "absent")]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {'—' if v is None else v}" for k, v in rows]
+    lines += [f"  ({k}: {why})" for k, why in report.get("absent", {}).items()]
+    return "\n".join(lines)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML report: the figures and events per simulated day (inline SVG)."""
+    days, values = report["series"]["day"], report["series"]["events"]
+    w, h, pad = 720, 220, 30
+    top = max(values) if values else 1
+    points = " ".join(
+        f"{pad + (w - 2 * pad) * i / max(1, len(values) - 1):.1f},{h - pad - (h - 2 * pad) * v / top:.1f}"
+        for i, v in enumerate(values)
+    )
+    svg = (f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">'
+           f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{points}"/>'
+           f'<text x="{pad}" y="15">events per day (max {top}), {len(days)} days</text></svg>')
+    rows = "".join(f"<tr><td>{k}</td><td>{'—' if v is None else v}</td></tr>"
+                   for k, v in report.items() if k not in ("series", "absent"))
+    return (f"<!doctype html><meta charset=utf-8><title>nba evaluate</title>"
+            f"<h1>nba evaluate</h1><table>{rows}</table><h2>Over simulated time</h2>{svg}")
