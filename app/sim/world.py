@@ -127,9 +127,6 @@ class UserState:
     full_price_paid_at: float = -1e18
     messages: list[float] = field(default_factory=list)
     consent: dict[str, bool] = field(default_factory=dict)
-    uplift_until: float = -1.0
-    uplift_item: str | None = None
-    uplift_p: float = 0.0
 
     @property
     def gone(self) -> bool:
@@ -331,10 +328,10 @@ class World:
                 u.completions.append(progress)
                 if item.item_id in u.bought and progress < 0.1:
                     u.disappointments += 1
-                uplift = u.uplift_p if (t < u.uplift_until and item.item_id == u.uplift_item) else 0.0
-                if item.item_id not in u.bought and rng.random() < self._buy_p(u, item) + uplift:
+                still_here = u.churn_at is None or t + 30 < u.churn_at  # follow-ups come 10-30 s later
+                if still_here and item.item_id not in u.bought and rng.random() < self._buy_p(u, item):
                     self._emit_purchase(u, t + 30, channel, item, out)
-                elif rng.random() < p.share_p:
+                elif still_here and rng.random() < p.share_p:
                     out.append((t + 10, channel, None, self._event(
                         u, t + 10, "share", channel, item, share={"platform": f"{channel}_moments"})))
             key = value.get("anonymous_id") or value.get("user_id")
