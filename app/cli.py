@@ -259,6 +259,37 @@ def evaluate(path: Path, mapping: Path | None, user_col: str | None, item_col: s
 
 
 @main.command()
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The simulator truth of the world whose users answer.")
+@click.option("--seconds", default=60.0, show_default=True, help="How long to answer (wall time).")
+def respond(truth: Path, seconds: float) -> None:
+    """Closed loop through Kafka (smoke test): simulated users answer marketing.actions."""
+    summary = asyncio.run(_respond(_settings(), truth, seconds))
+    click.echo(orjson.dumps(summary).decode())
+
+
+async def _respond(settings: Settings, truth: Path, seconds: float) -> dict[str, int]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from app.kafka import client_kwargs
+    from app.sim.responder import personas_from_truth, run_responder
+    from app.topics import TopicNames
+
+    names = TopicNames.of(settings)
+    consumer = AIOKafkaConsumer(names.actions, auto_offset_reset="earliest", enable_auto_commit=True,
+                                group_id=f"{settings.worker.app_id}-simulated-users", **client_kwargs(settings))
+    producer = AIOKafkaProducer(linger_ms=10, acks="all", **client_kwargs(settings))
+    await consumer.start()
+    await producer.start()
+    try:
+        personas = personas_from_truth(orjson.loads(truth.read_bytes()))
+        return await run_responder(consumer, producer, settings.kafka.topic_prefix, personas, seconds)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+@main.command()
 def config() -> None:
     """Print the effective settings (secrets masked)."""
     click.echo(orjson.dumps(_settings().model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
