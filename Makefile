@@ -55,6 +55,9 @@ format: install ## Format the code with ruff
 schemas: install ## Export JSON Schemas to schemas/json/
 	$(BIN)/nba schemas
 
+readme: install ## Regenerate the README's topic and environment tables from the code
+	$(BIN)/python -m app.docs
+
 bench: install services ## End-to-end throughput benchmark on the real broker (bench/README.md)
 	$(BIN)/python -m bench.e2e
 
@@ -62,4 +65,4 @@ clean: ## Remove build and test leftovers (keeps .venv and the Kafka jars)
 	rm -rf var build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install services services-stop topics run stop test test-unit lint format schemas bench clean
+.PHONY: help install services services-stop topics run stop test test-unit lint format schemas readme bench clean

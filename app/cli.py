@@ -111,9 +111,15 @@ def demo(n_users: int, events_per_user: int, seed: int, wait_action: bool, timeo
 @click.option("--days", default=90, show_default=True, help="Simulated days (event time).")
 @click.option("--users", "n_users", default=20_000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write JSONL here (truth beside it as <out>.truth.json); without it, write to Kafka.")
-@click.option("--rate", default=5000.0, show_default=True, help="Kafka mode: records/s at most (0: no limit).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write JSONL here (truth beside it as <out>.truth.json); without it, write to Kafka.",
+)
+@click.option(
+    "--rate", default=5000.0, show_default=True, help="Kafka mode: records/s at most (0: no limit)."
+)
 def simulate(days: int, n_users: int, seed: int, out: Path | None, rate: float) -> None:
     """Simulate a paid-knowledge platform with ground truth (world-v1)."""
     from app.sim.output import write_jsonl
@@ -124,6 +130,8 @@ def simulate(days: int, n_users: int, seed: int, out: Path | None, rate: float) 
         summary = write_jsonl(world, out)
     else:
         summary = asyncio.run(_simulate_to_kafka(world, rate or None))
+        Path("world.truth.json").write_bytes(orjson.dumps(world.truth()))
+        summary["truth"] = "world.truth.json"
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -143,30 +151,50 @@ async def _simulate_to_kafka(world: object, rate: float | None) -> dict[str, obj
         summary = await write_kafka(world, producer, settings.kafka.topic_prefix, rate)
     finally:
         await producer.stop()
-    Path("world.truth.json").write_bytes(orjson.dumps(world.truth()))
-    summary["truth"] = "world.truth.json"
     return summary
 
 
-def _mapping(mapping: Path | None, user: str | None, item: str | None, time_col: str | None,
-             type_col: str | None, type_map: str | None, default_type: str | None,
-             time_unit: str, amount_col: str | None = None) -> object:
+def _mapping(
+    mapping: Path | None,
+    user: str | None,
+    item: str | None,
+    time_col: str | None,
+    type_col: str | None,
+    type_map: str | None,
+    default_type: str | None,
+    time_unit: str,
+    amount_col: str | None = None,
+) -> object:
     from app.logs import Mapping
 
     if mapping is not None:
         return Mapping.from_yaml(mapping)
     if user and item and time_col:
         tm = dict(pair.split("=", 1) for pair in type_map.split(",")) if type_map else {}
-        return Mapping(user=user, item=item, time=time_col, type=type_col, type_map=tm,
-                       default_type=default_type, time_unit=time_unit, amount=amount_col)
+        return Mapping(
+            user=user,
+            item=item,
+            time=time_col,
+            type=type_col,
+            type_map=tm,
+            default_type=default_type,
+            time_unit=time_unit,
+            amount=amount_col,
+        )
     return None
 
 
 _MAPPING_OPTIONS = [
-    click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                 help="YAML column mapping for CSV/Parquet (see README)."),
-    click.option("--user-col"), click.option("--item-col"), click.option("--time-col"),
-    click.option("--type-col"), click.option("--type-map", help="source=click|view|share|purchase,..."),
+    click.option(
+        "--mapping",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML column mapping for CSV/Parquet (see README).",
+    ),
+    click.option("--user-col"),
+    click.option("--item-col"),
+    click.option("--time-col"),
+    click.option("--type-col"),
+    click.option("--type-map", help="source=click|view|share|purchase,..."),
     click.option("--default-type", help="Type of every row when there is no type column."),
     click.option("--time-unit", default="iso", type=click.Choice(["iso", "s", "ms"]), show_default=True),
     click.option("--amount-col", help="Amount paid (purchases), in the base currency."),
@@ -185,22 +213,36 @@ def _with_mapping_options(f: Any) -> Any:
 @click.option("--speed", default=0.0, help="N x real time (0: as fast as possible).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSONL instead of Kafka.")
 @click.option("--max-rows-in-memory", default=200_000, show_default=True)
-def replay(path: Path, mapping: Path | None, user_col: str | None, item_col: str | None,
-           time_col: str | None, type_col: str | None, type_map: str | None, default_type: str | None,
-           time_unit: str, amount_col: str | None, speed: float, out: Path | None,
-           max_rows_in_memory: int) -> None:
+def replay(
+    path: Path,
+    mapping: Path | None,
+    user_col: str | None,
+    item_col: str | None,
+    time_col: str | None,
+    type_col: str | None,
+    type_map: str | None,
+    default_type: str | None,
+    time_unit: str,
+    amount_col: str | None,
+    speed: float,
+    out: Path | None,
+    max_rows_in_memory: int,
+) -> None:
     """Replay a log (JSONL, or CSV/Parquet with a mapping) into the ingress topics in event-time order."""
     from app.logs import Mapping
 
     settings = _settings()
-    m = _mapping(mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col)
+    m = _mapping(
+        mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col
+    )
     assert m is None or isinstance(m, Mapping)
     summary = asyncio.run(_replay(settings, path, m, speed or None, out, max_rows_in_memory))
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
-async def _replay(settings: Settings, path: Path, m: Any, speed: float | None, out: Path | None,
-                  max_rows: int) -> dict[str, object]:
+async def _replay(
+    settings: Settings, path: Path, m: Any, speed: float | None, out: Path | None, max_rows: int
+) -> dict[str, object]:
     from aiokafka import AIOKafkaProducer
 
     from app.kafka import client_kwargs, ensure_topics
@@ -212,9 +254,16 @@ async def _replay(settings: Settings, path: Path, m: Any, speed: float | None, o
         producer = AIOKafkaProducer(linger_ms=10, acks="all", **client_kwargs(settings))
         await producer.start()
     try:
-        summary = await run_replay(path, mapping=m, policy=_policy(settings), producer=producer,
-                                   prefix=settings.kafka.topic_prefix, out=out, speed=speed,
-                                   max_rows_in_memory=max_rows)
+        summary = await run_replay(
+            path,
+            mapping=m,
+            policy=_policy(settings),
+            producer=producer,
+            prefix=settings.kafka.topic_prefix,
+            out=out,
+            speed=speed,
+            max_rows_in_memory=max_rows,
+        )
     finally:
         if producer is not None:
             await producer.stop()
@@ -224,33 +273,61 @@ async def _replay(settings: Settings, path: Path, m: Any, speed: float | None, o
 def _policy(settings: Settings) -> Any:
     from schemas.validate import ValidationPolicy
 
-    return ValidationPolicy(channels=frozenset(settings.ingress.channels),
-                            max_bytes=settings.ingress.max_message_bytes,
-                            base_currency=settings.ingress.base_currency,
-                            fx_rates=dict(settings.ingress.fx_rates))
+    return ValidationPolicy(
+        channels=frozenset(settings.ingress.channels),
+        max_bytes=settings.ingress.max_message_bytes,
+        base_currency=settings.ingress.base_currency,
+        fx_rates=dict(settings.ingress.fx_rates),
+    )
 
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_with_mapping_options
-@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Simulator truth (default: <path>.truth.json if present).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report.")
+@click.option(
+    "--truth",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Simulator truth (default: <path>.truth.json if present).",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON."
+)
+@click.option(
+    "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report."
+)
 @click.option("--horizon-days", default=14.0, show_default=True, help="Churn horizon H (event time).")
-def evaluate(path: Path, mapping: Path | None, user_col: str | None, item_col: str | None,
-             time_col: str | None, type_col: str | None, type_map: str | None, default_type: str | None,
-             time_unit: str, amount_col: str | None, truth: Path | None, json_out: Path | None,
-             html_out: Path | None, horizon_days: float) -> None:
+def evaluate(
+    path: Path,
+    mapping: Path | None,
+    user_col: str | None,
+    item_col: str | None,
+    time_col: str | None,
+    type_col: str | None,
+    type_map: str | None,
+    default_type: str | None,
+    time_unit: str,
+    amount_col: str | None,
+    truth: Path | None,
+    json_out: Path | None,
+    html_out: Path | None,
+    horizon_days: float,
+) -> None:
     """Prequential evaluation of the models on a log, offline (no Kafka)."""
     from app.evaluate import EvalConfig, render_html, render_table
     from app.evaluate import evaluate as run_evaluate
     from app.logs import Mapping
 
-    m = _mapping(mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col)
+    m = _mapping(
+        mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col
+    )
     assert m is None or isinstance(m, Mapping)
-    report = run_evaluate(path, mapping=m, truth_path=truth, policy=_policy(_settings()),
-                          cfg=EvalConfig(horizon_s=horizon_days * 86_400))
+    report = run_evaluate(
+        path,
+        mapping=m,
+        truth_path=truth,
+        policy=_policy(_settings()),
+        cfg=EvalConfig(horizon_s=horizon_days * 86_400),
+    )
     click.echo(render_table(report))
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -259,30 +336,41 @@ def evaluate(path: Path, mapping: Path | None, user_col: str | None, item_col: s
 
 
 @main.command()
-@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="The simulator truth of the world whose users answer.")
+@click.option(
+    "--truth",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The simulator truth of the world whose users answer.",
+)
 @click.option("--seconds", default=60.0, show_default=True, help="How long to answer (wall time).")
 def respond(truth: Path, seconds: float) -> None:
     """Closed loop through Kafka (smoke test): simulated users answer marketing.actions."""
-    summary = asyncio.run(_respond(_settings(), truth, seconds))
+    from app.sim.responder import personas_from_truth
+
+    personas = personas_from_truth(orjson.loads(truth.read_bytes()))
+    summary = asyncio.run(_respond(_settings(), personas, seconds))
     click.echo(orjson.dumps(summary).decode())
 
 
-async def _respond(settings: Settings, truth: Path, seconds: float) -> dict[str, int]:
+async def _respond(settings: Settings, personas: dict[str, str], seconds: float) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from app.kafka import client_kwargs
-    from app.sim.responder import personas_from_truth, run_responder
+    from app.sim.responder import run_responder
     from app.topics import TopicNames
 
     names = TopicNames.of(settings)
-    consumer = AIOKafkaConsumer(names.actions, auto_offset_reset="earliest", enable_auto_commit=True,
-                                group_id=f"{settings.worker.app_id}-simulated-users", **client_kwargs(settings))
+    consumer = AIOKafkaConsumer(
+        names.actions,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        group_id=f"{settings.worker.app_id}-simulated-users",
+        **client_kwargs(settings),
+    )
     producer = AIOKafkaProducer(linger_ms=10, acks="all", **client_kwargs(settings))
     await consumer.start()
     await producer.start()
     try:
-        personas = personas_from_truth(orjson.loads(truth.read_bytes()))
         return await run_responder(consumer, producer, settings.kafka.topic_prefix, personas, seconds)
     finally:
         await consumer.stop()

@@ -72,6 +72,8 @@ class _Snapshot:
     score: float
     true_label: int | None
     label: int | None = None
+
+
 class Evaluation:
     """The state of one prequential run (fed record by record, in event-time order)."""
 
@@ -81,8 +83,11 @@ class Evaluation:
         self.truth_churn: dict[str, float | None] | None = None
         if truth is not None:
             self.truth_churn = {
-                uid: (datetime.fromisoformat(u["churn_at"].replace("Z", "+00:00")).timestamp()
-                      if u.get("churn_at") else None)
+                uid: (
+                    datetime.fromisoformat(u["churn_at"].replace("Z", "+00:00")).timestamp()
+                    if u.get("churn_at")
+                    else None
+                )
                 for uid, u in truth["users"].items()
             }
         self.step = StepConfig(send_enabled=False)
@@ -109,8 +114,14 @@ class Evaluation:
         if parsed is None:
             self.counts[f"other:{topic}"] += 1
             return
-        result = validate(orjson.dumps(value), topic_channel=parsed[0], topic_type=parsed[1], policy=self.policy,
-                          key=key.encode() if key else None, check_key=True)
+        result = validate(
+            orjson.dumps(value),
+            topic_channel=parsed[0],
+            topic_type=parsed[1],
+            policy=self.policy,
+            key=key.encode() if key else None,
+            check_key=True,
+        )
         if not isinstance(result, Accepted):
             self.counts[f"rejected:{result.reason.value}"] += 1
             return
@@ -136,7 +147,9 @@ class Evaluation:
             if facts.type == "purchase" and facts.item_id:
                 self.popularity[facts.item_id] += 1
         if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
-            due, self.clock.next_due_bucket = self.due.pop_due(self.clock.watermark, self.clock.next_due_bucket)
+            due, self.clock.next_due_bucket = self.due.pop_due(
+                self.clock.watermark, self.clock.next_due_bucket
+            )
             for member in due:
                 p = self.profiles.get(member)
                 if p is not None:
@@ -161,7 +174,11 @@ class Evaluation:
         while ts >= self.next_tick:
             t = self.next_tick
             for canonical, p in self.profiles.items():
-                if p.merged_into is None and p.last_seen is not None and t - p.last_seen <= self.cfg.active_window_s:
+                if (
+                    p.merged_into is None
+                    and p.last_seen is not None
+                    and t - p.last_seen <= self.cfg.active_window_s
+                ):
                     true_label = None
                     if self.truth_churn is not None and canonical.startswith("u:"):
                         churn_at = self.truth_churn.get(canonical[2:])
@@ -212,8 +229,8 @@ class Evaluation:
             "data.users": sum(1 for p in self.profiles.values() if p.merged_into is None),
             "data.duplicates": self.counts["duplicate"],
             "data.late": self.counts["late"],
-            "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:")) + sum(
-                stats.rejected.values()),
+            "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:"))
+            + sum(stats.rejected.values()),
             "evaluate.events_per_s": round(events / seconds) if seconds else None,
             "churn.horizon_days": self.cfg.horizon_s / DAY,
             "churn.snapshots": len(labels),
@@ -221,7 +238,9 @@ class Evaluation:
             "churn.rule_auc": _r(roc_auc(scores, labels)),
             "churn.true_rule_auc": None,
             "similarity.purchases_scored": len(self.hits),
-            "similarity.hr10_popularity": round(sum(h for _, h in self.hits) / len(self.hits), 4) if self.hits else None,
+            "similarity.hr10_popularity": round(sum(h for _, h in self.hits) / len(self.hits), 4)
+            if self.hits
+            else None,
         }
         if self.truth_churn is not None:
             pairs = [(s, t) for _, _, t, s in self.labelled if t is not None]
@@ -241,11 +260,18 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def evaluate(path: Path, *, mapping: Mapping | None = None, truth_path: Path | None = None,
-             cfg: EvalConfig | None = None, policy: ValidationPolicy | None = None) -> dict[str, Any]:
+def evaluate(
+    path: Path,
+    *,
+    mapping: Mapping | None = None,
+    truth_path: Path | None = None,
+    cfg: EvalConfig | None = None,
+    policy: ValidationPolicy | None = None,
+) -> dict[str, Any]:
     cfg = cfg or EvalConfig()
-    policy = policy or ValidationPolicy(channels=frozenset(
-        ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")))
+    policy = policy or ValidationPolicy(
+        channels=frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
+    )
     truth_path = truth_path or path.with_name(path.name + ".truth.json")
     truth = orjson.loads(truth_path.read_bytes()) if truth_path.exists() else None
     ev = Evaluation(cfg, policy, truth)
@@ -277,10 +303,17 @@ def render_html(report: dict[str, Any]) -> str:
         f"{pad + (w - 2 * pad) * i / max(1, len(values) - 1):.1f},{h - pad - (h - 2 * pad) * v / top:.1f}"
         for i, v in enumerate(values)
     )
-    svg = (f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">'
-           f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{points}"/>'
-           f'<text x="{pad}" y="15">events per day (max {top}), {len(days)} days</text></svg>')
-    rows = "".join(f"<tr><td>{k}</td><td>{'—' if v is None else v}</td></tr>"
-                   for k, v in report.items() if k not in ("series", "absent"))
-    return (f"<!doctype html><meta charset=utf-8><title>nba evaluate</title>"
-            f"<h1>nba evaluate</h1><table>{rows}</table><h2>Over simulated time</h2>{svg}")
+    svg = (
+        f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">'
+        f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{points}"/>'
+        f'<text x="{pad}" y="15">events per day (max {top}), {len(days)} days</text></svg>'
+    )
+    rows = "".join(
+        f"<tr><td>{k}</td><td>{'—' if v is None else v}</td></tr>"
+        for k, v in report.items()
+        if k not in ("series", "absent")
+    )
+    return (
+        f"<!doctype html><meta charset=utf-8><title>nba evaluate</title>"
+        f"<h1>nba evaluate</h1><table>{rows}</table><h2>Over simulated time</h2>{svg}"
+    )

@@ -35,6 +35,9 @@ import yaml
 from schemas.errors import ConfigError
 
 EVENT_TOPIC_PREFIX = "events."
+BEFORE_ALL = -1e18
+"""Time of records without one (the catalog): before every event. Finite, because JSON (and so a
+spilled sort run) has no infinity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ def _record_ts(topic: str, value: dict[str, Any]) -> float:
     for name in ("occurred_at", "at"):
         if name in value:
             return _ts(value[name], "iso")
-    return float("-inf")  # catalog records: before everything
+    return BEFORE_ALL  # catalog records
 
 
 def _rows_jsonl(path: Path, stats: ReadStats) -> Iterator[Record]:
@@ -222,7 +225,10 @@ def _read_run(name: str) -> Iterator[Record]:
 
 
 def read_ordered(
-    path: Path, mapping: Mapping | None = None, *, max_rows_in_memory: int = 200_000,
+    path: Path,
+    mapping: Mapping | None = None,
+    *,
+    max_rows_in_memory: int = 200_000,
     stats: ReadStats | None = None,
 ) -> Iterator[Record]:
     """Every record of ``path`` in event-time order (stable for equal times)."""

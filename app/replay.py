@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from app.logs import Mapping, ReadStats, read_ordered
+from app.logs import BEFORE_ALL, Mapping, ReadStats, read_ordered
 from schemas.validate import Rejected, ValidationPolicy, parse_ingress_topic, validate
 
 
@@ -44,9 +44,16 @@ class ReplaySummary:
 
 
 async def replay(
-    path: Path, *, mapping: Mapping | None, policy: ValidationPolicy, producer: Any | None = None,
-    prefix: str = "", out: Path | None = None, speed: float | None = None,
-    max_rows_in_memory: int = 200_000, progress: bool = True,
+    path: Path,
+    *,
+    mapping: Mapping | None,
+    policy: ValidationPolicy,
+    producer: Any | None = None,
+    prefix: str = "",
+    out: Path | None = None,
+    speed: float | None = None,
+    max_rows_in_memory: int = 200_000,
+    progress: bool = True,
 ) -> ReplaySummary:
     summary, stats = ReplaySummary(), ReadStats()
     started = time.perf_counter()
@@ -60,12 +67,13 @@ async def replay(
             if parsed is not None:
                 raw = orjson.dumps(rec.value)
                 key = rec.key.encode() if rec.key else None
-                result = validate(raw, topic_channel=parsed[0], topic_type=parsed[1], policy=policy, key=key,
-                                  check_key=True)
+                result = validate(
+                    raw, topic_channel=parsed[0], topic_type=parsed[1], policy=policy, key=key, check_key=True
+                )
                 if isinstance(result, Rejected):
                     summary.rejected[result.reason.value] += 1
                     continue
-            if speed and rec.ts != float("-inf"):
+            if speed and rec.ts != BEFORE_ALL:
                 first_ts = rec.ts if first_ts is None else first_ts
                 ahead = started + (rec.ts - first_ts) / speed - time.perf_counter()
                 if ahead > 0:
@@ -74,8 +82,11 @@ async def replay(
                 sink.write(orjson.dumps({"topic": rec.topic, "key": rec.key, "value": rec.value}) + b"\n")
             else:
                 assert producer is not None
-                await producer.send(prefix + rec.topic, key=rec.key.encode() if rec.key else None,
-                                    value=orjson.dumps(rec.value))
+                await producer.send(
+                    prefix + rec.topic,
+                    key=rec.key.encode() if rec.key else None,
+                    value=orjson.dumps(rec.value),
+                )
             summary.produced += 1
         if producer is not None:
             await producer.flush()

@@ -24,29 +24,72 @@ from typing import Any
 
 from app.sim.world import CHANNELS, DAY, HOUR, PERSONAS, UserState, World, WorldConfig
 
-ACTION_TYPES = ("recommend_item", "winback_offer", "onboarding_nudge", "abandoned_view_reminder",
-                "upsell_membership", "share_reward")
+ACTION_TYPES = (
+    "recommend_item",
+    "winback_offer",
+    "onboarding_nudge",
+    "abandoned_view_reminder",
+    "upsell_membership",
+    "share_reward",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseModel:
     """How simulated users truly respond to a sent action (version ``response-v1``)."""
 
-    base: dict[str, float] = field(default_factory=lambda: {
-        "binge_learner": 0.06, "casual_browser": 0.01, "career_upskiller": 0.05, "sharer": 0.03,
-        "bargain_hunter": 0.02})
-    action_factor: dict[str, float] = field(default_factory=lambda: {
-        "recommend_item": 1.0, "winback_offer": 1.4, "onboarding_nudge": 0.6, "abandoned_view_reminder": 1.6,
-        "upsell_membership": 0.5, "share_reward": 0.4})
-    channel_factor: dict[str, float] = field(default_factory=lambda: {
-        "app": 1.0, "web": 0.6, "wechat": 1.2, "weibo": 0.5, "douyin": 0.5, "zhihu": 0.6, "email": 0.7,
-        "sms": 0.8})
-    offer_sensitivity: dict[str, float] = field(default_factory=lambda: {
-        "binge_learner": 0.2, "casual_browser": 0.5, "career_upskiller": 0.3, "sharer": 0.5,
-        "bargain_hunter": 2.0})
-    open_p: dict[str, float] = field(default_factory=lambda: {
-        "app": 0.35, "web": 0.15, "wechat": 0.45, "weibo": 0.2, "douyin": 0.2, "zhihu": 0.2, "email": 0.2,
-        "sms": 0.3})
+    base: dict[str, float] = field(
+        default_factory=lambda: {
+            "binge_learner": 0.06,
+            "casual_browser": 0.01,
+            "career_upskiller": 0.05,
+            "sharer": 0.03,
+            "bargain_hunter": 0.02,
+        }
+    )
+    action_factor: dict[str, float] = field(
+        default_factory=lambda: {
+            "recommend_item": 1.0,
+            "winback_offer": 1.4,
+            "onboarding_nudge": 0.6,
+            "abandoned_view_reminder": 1.6,
+            "upsell_membership": 0.5,
+            "share_reward": 0.4,
+        }
+    )
+    channel_factor: dict[str, float] = field(
+        default_factory=lambda: {
+            "app": 1.0,
+            "web": 0.6,
+            "wechat": 1.2,
+            "weibo": 0.5,
+            "douyin": 0.5,
+            "zhihu": 0.6,
+            "email": 0.7,
+            "sms": 0.8,
+        }
+    )
+    offer_sensitivity: dict[str, float] = field(
+        default_factory=lambda: {
+            "binge_learner": 0.2,
+            "casual_browser": 0.5,
+            "career_upskiller": 0.3,
+            "sharer": 0.5,
+            "bargain_hunter": 2.0,
+        }
+    )
+    open_p: dict[str, float] = field(
+        default_factory=lambda: {
+            "app": 0.35,
+            "web": 0.15,
+            "wechat": 0.45,
+            "weibo": 0.2,
+            "douyin": 0.2,
+            "zhihu": 0.2,
+            "email": 0.2,
+            "sms": 0.3,
+        }
+    )
     unsubscribe_p: float = 0.01
     version: str = "response-v1"
 
@@ -57,8 +100,10 @@ class ResponseModel:
         return min(0.9, p)
 
     def table(self) -> dict[str, dict[str, dict[str, float]]]:
-        return {p.name: {a: {c: round(self.p_extra(p.name, a, c), 6) for c in CHANNELS} for a in ACTION_TYPES}
-                for p in PERSONAS}
+        return {
+            p.name: {a: {c: round(self.p_extra(p.name, a, c), 6) for c in CHANNELS} for a in ACTION_TYPES}
+            for p in PERSONAS
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +147,13 @@ class ClosedLoopResult:
 
 
 def run_closed_loop(
-    config: WorldConfig, policy: Policy, *, control_share: float = 0.5, window_s: float = 3 * DAY,
-    response: ResponseModel | None = None, on_record: Callable[[Any], None] | None = None,
+    config: WorldConfig,
+    policy: Policy,
+    *,
+    control_share: float = 0.5,
+    window_s: float = 3 * DAY,
+    response: ResponseModel | None = None,
+    on_record: Callable[[Any], None] | None = None,
 ) -> ClosedLoopResult:
     """Run the world with ``policy`` in the loop; conversions are purchases of the recommended
     item within ``window_s`` of the decision, measured from the stream like any purchase."""
@@ -120,8 +170,8 @@ def run_closed_loop(
             if not rec.topic.startswith("events."):
                 continue
             uid = value.get("user_id")
-            u = world.user(uid) if uid else None
-            if u is None:
+            u = world.user(uid) if isinstance(uid, str) else None
+            if u is None or not isinstance(uid, str):
                 continue
             ts = datetime.fromisoformat(value["occurred_at"].replace("Z", "+00:00")).timestamp()
             if value["type"] == "purchase":
@@ -131,14 +181,24 @@ def run_closed_loop(
             request = policy(value, ts)
             if request is None:
                 continue
-            d = Decision(uid, u.persona.name, ts, request, not in_control(uid, control_share),
-                         f"{uid}-{len(decisions)}")
+            d = Decision(
+                uid,
+                u.persona.name,
+                ts,
+                request,
+                not in_control(uid, control_share),
+                f"{uid}-{len(decisions)}",
+            )
             decisions.append(d)
             open_decisions[uid] = [x for x in open_decisions[uid] if x.at + window_s >= ts] + [d]
             if d.treated:
                 feedback.extend(_send(world, u, d, response))
-    truth = {"response_model": response.version, "uplift": response.table(), "control_share": control_share,
-             "window_s": window_s}
+    truth = {
+        "response_model": response.version,
+        "uplift": response.table(),
+        "control_share": control_share,
+        "window_s": window_s,
+    }
     return ClosedLoopResult(decisions, feedback, truth)
 
 
@@ -148,8 +208,13 @@ def _send(world: World, u: UserState, d: Decision, response: ResponseModel) -> l
     out = []
 
     def fb(kind: str, at: float) -> None:
-        value = {"action_id": d.action_id, "user_id": u.user_id, "channel": req.channel, "kind": kind,
-                 "at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")}
+        value = {
+            "action_id": d.action_id,
+            "user_id": u.user_id,
+            "channel": req.channel,
+            "kind": kind,
+            "at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+        }
         out.append(value)
         world.deliver(at, "marketing.feedback", u.user_id, value)
 
@@ -159,6 +224,8 @@ def _send(world: World, u: UserState, d: Decision, response: ResponseModel) -> l
     if rng.random() < response.unsubscribe_p:
         fb("unsubscribed", t + rng.uniform(60, HOUR))
         u.consent[req.channel] = False
-    if req.item_id and rng.random() < response.p_extra(u.persona.name, req.action_type, req.channel, req.offer_value):
+    if req.item_id and rng.random() < response.p_extra(
+        u.persona.name, req.action_type, req.channel, req.offer_value
+    ):
         world.inject_purchase(u, req.item_id, t + rng.uniform(HOUR, 2 * DAY), req.channel)
     return out

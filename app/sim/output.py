@@ -20,16 +20,27 @@ from app.sim.world import Emitted, World
 
 def catalog_records(world: World) -> list[Emitted]:
     return [
-        Emitted(world.start_ts, -i, "catalog.items", it.item_id, {
-            "item_id": it.item_id, "kind": it.kind, "title": it.title, "category": it.category,
-            "tags": [it.category, it.kind], "price": it.price, "series_id": it.series_id,
-            "series_part": it.series_part,
-        })
+        Emitted(
+            world.start_ts,
+            -i,
+            "catalog.items",
+            it.item_id,
+            {
+                "item_id": it.item_id,
+                "kind": it.kind,
+                "title": it.title,
+                "category": it.category,
+                "tags": [it.category, it.kind],
+                "price": it.price,
+                "series_id": it.series_id,
+                "series_part": it.series_part,
+            },
+        )
         for i, it in enumerate(world.catalog)
     ]
 
 
-def _progress(world: World) -> tqdm:  # type: ignore[type-arg]
+def _progress(world: World) -> tqdm:
     return tqdm(total=world.config.days, unit="day", desc="simulated days", dynamic_ncols=True)
 
 
@@ -50,8 +61,13 @@ def write_jsonl(world: World, path: Path) -> dict[str, Any]:
     truth_path = path.with_name(path.name + ".truth.json")
     truth_path.write_bytes(orjson.dumps(world.truth()))
     seconds = time.perf_counter() - started
-    return {"records": n, "seconds": round(seconds, 1), "records_per_s": round(n / seconds),
-            "bytes": path.stat().st_size, "truth": str(truth_path)}
+    return {
+        "records": n,
+        "seconds": round(seconds, 1),
+        "records_per_s": round(n / seconds),
+        "bytes": path.stat().st_size,
+        "truth": str(truth_path),
+    }
 
 
 async def write_kafka(world: World, producer: Any, prefix: str, rate: float | None) -> dict[str, Any]:
@@ -59,16 +75,18 @@ async def write_kafka(world: World, producer: Any, prefix: str, rate: float | No
     started, n = time.perf_counter(), 0
     with _progress(world) as bar:
         for rec in catalog_records(world):
-            await producer.send(prefix + rec.topic, key=rec.key.encode() if rec.key else None,
-                                value=orjson.dumps(rec.value))
+            await producer.send(
+                prefix + rec.topic, key=rec.key.encode() if rec.key else None, value=orjson.dumps(rec.value)
+            )
         while world.day < world.config.days:
             for r in world.advance():
                 if rate:
                     ahead = started + n / rate - time.perf_counter()
                     if ahead > 0:
                         await asyncio.sleep(ahead)
-                await producer.send(prefix + r.topic, key=r.key.encode() if r.key else None,
-                                    value=orjson.dumps(r.value))
+                await producer.send(
+                    prefix + r.topic, key=r.key.encode() if r.key else None, value=orjson.dumps(r.value)
+                )
                 n += 1
             bar.update(1)
             bar.set_postfix(events=n, rate=f"{n / (time.perf_counter() - started):,.0f}/s")

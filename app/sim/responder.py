@@ -20,7 +20,9 @@ from app.sim.closed_loop import ResponseModel
 from schemas.actions import NextBestAction
 
 
-def respond(action: NextBestAction, persona: str | None, model: ResponseModel) -> list[tuple[str, str, dict[str, Any]]]:
+def respond(
+    action: NextBestAction, persona: str | None, model: ResponseModel
+) -> list[tuple[str, str, dict[str, Any]]]:
     """``(topic, key, value)`` records a simulated user sends back for one action."""
     if persona is None or action.event != "action" or action.user_kind != "user":
         return []
@@ -31,8 +33,17 @@ def respond(action: NextBestAction, persona: str | None, model: ResponseModel) -
         return (t + delta).isoformat().replace("+00:00", "Z")
 
     def fb(kind: str, delta: timedelta) -> tuple[str, str, dict[str, Any]]:
-        return ("marketing.feedback", action.user_id, {"action_id": action.action_id, "user_id": action.user_id,
-                                                        "channel": action.channel, "kind": kind, "at": at(delta)})
+        return (
+            "marketing.feedback",
+            action.user_id,
+            {
+                "action_id": action.action_id,
+                "user_id": action.user_id,
+                "channel": action.channel,
+                "kind": kind,
+                "at": at(delta),
+            },
+        )
 
     out = [fb("delivered", timedelta(seconds=1))]
     if rng.random() < model.open_p.get(action.channel, 0.2):
@@ -43,16 +54,32 @@ def respond(action: NextBestAction, persona: str | None, model: ResponseModel) -
     action_type = action.action_type if action.action_type in model.action_factor else "recommend_item"
     if action.item_ids and rng.random() < model.p_extra(persona, action_type, action.channel, offer):
         item = action.item_ids[0]
-        out.append((f"events.{action.channel}.purchase", action.user_id, {
-            "event_id": f"resp-{action.action_id}", "type": "purchase", "channel": action.channel,
-            "user_id": action.user_id, "item_id": item, "occurred_at": at(timedelta(hours=rng.uniform(1, 48))),
-            "purchase": {"order_id": f"resp-{action.action_id}", "amount": 0.0, "currency": "CNY"},
-        }))
+        out.append(
+            (
+                f"events.{action.channel}.purchase",
+                action.user_id,
+                {
+                    "event_id": f"resp-{action.action_id}",
+                    "type": "purchase",
+                    "channel": action.channel,
+                    "user_id": action.user_id,
+                    "item_id": item,
+                    "occurred_at": at(timedelta(hours=rng.uniform(1, 48))),
+                    "purchase": {"order_id": f"resp-{action.action_id}", "amount": 0.0, "currency": "CNY"},
+                },
+            )
+        )
     return out
 
 
-async def run_responder(consumer: Any, producer: Any, prefix: str, personas: dict[str, str],
-                        seconds: float, model: ResponseModel | None = None) -> dict[str, int]:
+async def run_responder(
+    consumer: Any,
+    producer: Any,
+    prefix: str,
+    personas: dict[str, str],
+    seconds: float,
+    model: ResponseModel | None = None,
+) -> dict[str, int]:
     """Answer every action read within ``seconds`` (wall time); return counts."""
     model = model or ResponseModel()
     counts = {"actions": 0, "records": 0}
@@ -73,4 +100,3 @@ async def run_responder(consumer: Any, producer: Any, prefix: str, personas: dic
 
 def personas_from_truth(truth: dict[str, Any]) -> dict[str, str]:
     return {uid: u["persona"] for uid, u in truth["users"].items()}
-

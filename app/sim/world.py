@@ -34,8 +34,12 @@ WORLD_VERSION = "world-v1"
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86_400.0
 CATEGORIES = ("programming", "finance", "history", "psychology", "language", "design", "business", "health")
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
-TIMEZONES = (("Asia/Shanghai", 8, 0.85), ("Asia/Tokyo", 9, 0.05), ("America/Los_Angeles", -8, 0.05),
-             ("Europe/London", 0, 0.05))
+TIMEZONES = (
+    ("Asia/Shanghai", 8, 0.85),
+    ("Asia/Tokyo", 9, 0.05),
+    ("America/Los_Angeles", -8, 0.05),
+    ("Europe/London", 0, 0.05),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +62,86 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("binge_learner", 0.20, 0.55, 6, {"app": .6, "web": .2, "wechat": .15, "email": .05},
-            21.0, 1.3, 0.85, 0.3, 0.035, 0.03, 0.75, 0.0025, 0.7),
-    Persona("casual_browser", 0.30, 0.15, 3, {"douyin": .4, "weibo": .3, "web": .2, "app": .1},
-            13.0, 1.5, 0.40, 0.6, 0.006, 0.02, 0.30, 0.010, 0.4),
-    Persona("career_upskiller", 0.20, 0.30, 5, {"web": .4, "app": .3, "zhihu": .2, "email": .1},
-            8.0, 0.6, 0.90, 0.4, 0.025, 0.01, 0.65, 0.0035, 0.6),
-    Persona("sharer", 0.15, 0.27, 4, {"wechat": .5, "weibo": .3, "app": .2},
-            20.0, 1.2, 0.50, 0.5, 0.015, 0.25, 0.45, 0.006, 0.5),
-    Persona("bargain_hunter", 0.15, 0.21, 4, {"app": .3, "web": .3, "wechat": .2, "sms": .1, "email": .1},
-            12.0, 1.0, 0.60, 0.9, 0.015, 0.03, 0.50, 0.007, 0.8),
+    Persona(
+        "binge_learner",
+        0.20,
+        0.55,
+        6,
+        {"app": 0.6, "web": 0.2, "wechat": 0.15, "email": 0.05},
+        21.0,
+        1.3,
+        0.85,
+        0.3,
+        0.035,
+        0.03,
+        0.75,
+        0.0025,
+        0.7,
+    ),
+    Persona(
+        "casual_browser",
+        0.30,
+        0.15,
+        3,
+        {"douyin": 0.4, "weibo": 0.3, "web": 0.2, "app": 0.1},
+        13.0,
+        1.5,
+        0.40,
+        0.6,
+        0.006,
+        0.02,
+        0.30,
+        0.010,
+        0.4,
+    ),
+    Persona(
+        "career_upskiller",
+        0.20,
+        0.30,
+        5,
+        {"web": 0.4, "app": 0.3, "zhihu": 0.2, "email": 0.1},
+        8.0,
+        0.6,
+        0.90,
+        0.4,
+        0.025,
+        0.01,
+        0.65,
+        0.0035,
+        0.6,
+    ),
+    Persona(
+        "sharer",
+        0.15,
+        0.27,
+        4,
+        {"wechat": 0.5, "weibo": 0.3, "app": 0.2},
+        20.0,
+        1.2,
+        0.50,
+        0.5,
+        0.015,
+        0.25,
+        0.45,
+        0.006,
+        0.5,
+    ),
+    Persona(
+        "bargain_hunter",
+        0.15,
+        0.21,
+        4,
+        {"app": 0.3, "web": 0.3, "wechat": 0.2, "sms": 0.1, "email": 0.1},
+        12.0,
+        1.0,
+        0.60,
+        0.9,
+        0.015,
+        0.03,
+        0.50,
+        0.007,
+        0.8,
+    ),
 )
 PERSONA_BY_NAME = {p.name: p for p in PERSONAS}
 
@@ -168,22 +242,50 @@ def build_catalog(n_items: int, rng: random.Random) -> list[Item]:
     items: list[Item] = []
     per_cat = max(4, n_items // len(CATEGORIES))
     for c, cat in enumerate(CATEGORIES):
-        items.append(Item(f"m-{cat}", "membership", f"{cat.title()} membership", cat,
-                          float(rng.choice([299, 499, 699, 999])), popularity=1.5))
+        items.append(
+            Item(
+                f"m-{cat}",
+                "membership",
+                f"{cat.title()} membership",
+                cat,
+                float(rng.choice([299, 499, 699, 999])),
+                popularity=1.5,
+            )
+        )
         n_series = per_cat // 9
         for s in range(n_series):
             sid = f"s-{cat}-{s}"
             kind = rng.choice(["course", "audio_column"])
             base = float(rng.choice([99, 149, 199, 299]))
             for part in (1, 2, 3):
-                items.append(Item(f"{sid}-p{part}", kind, f"{cat.title()} {kind.replace('_', ' ')} {s} part {part}",
-                                  cat, base, sid, part, popularity=1.0 / part ** 0.5))
+                items.append(
+                    Item(
+                        f"{sid}-p{part}",
+                        kind,
+                        f"{cat.title()} {kind.replace('_', ' ')} {s} part {part}",
+                        cat,
+                        base,
+                        sid,
+                        part,
+                        popularity=1.0 / part**0.5,
+                    )
+                )
         while sum(1 for i in items if i.category == cat) < per_cat:
             k = sum(1 for i in items if i.category == cat)
             kind = rng.choice(["course", "ebook", "ebook", "audio_column"])
-            price = float(rng.choice([19, 29, 39, 59])) if kind == "ebook" else float(rng.choice([49, 99, 199]))
-            items.append(Item(f"i-{cat}-{k}", kind, f"{cat.title()} {kind.replace('_', ' ')} {k}", cat, price,
-                              popularity=1.0 / (1 + k) ** 0.7 * 3))
+            price = (
+                float(rng.choice([19, 29, 39, 59])) if kind == "ebook" else float(rng.choice([49, 99, 199]))
+            )
+            items.append(
+                Item(
+                    f"i-{cat}-{k}",
+                    kind,
+                    f"{cat.title()} {kind.replace('_', ' ')} {k}",
+                    cat,
+                    price,
+                    popularity=1.0 / (1 + k) ** 0.7 * 3,
+                )
+            )
         del c
     return items
 
@@ -195,7 +297,9 @@ class World:
         self.config = cfg = config or WorldConfig()
         root = random.Random(cfg.seed)
         self.catalog = build_catalog(cfg.items, root)
-        self.items_by_cat: dict[str, list[Item]] = {c: [i for i in self.catalog if i.category == c] for c in CATEGORIES}
+        self.items_by_cat: dict[str, list[Item]] = {
+            c: [i for i in self.catalog if i.category == c] for c in CATEGORIES
+        }
         self.item_by_id = {i.item_id: i for i in self.catalog}
         self.start_ts = cfg.start.timestamp()
         self.users: list[UserState] = [self._new_user(i, root) for i in range(cfg.users)]
@@ -216,8 +320,18 @@ class World:
         interests[top[1]] += persona.focus * 0.3
         signup = 0 if rng.random() < 0.2 else int(rng.random() * cfg.days * cfg.signup_spread)
         channels = list(persona.channels)
-        user = UserState(i, f"u{cfg.seed}-{i:06d}", persona, rng, tz[0], tz[1], interests, signup, channels,
-                         [persona.channels[c] for c in channels])
+        user = UserState(
+            i,
+            f"u{cfg.seed}-{i:06d}",
+            persona,
+            rng,
+            tz[0],
+            tz[1],
+            interests,
+            signup,
+            channels,
+            [persona.channels[c] for c in channels],
+        )
         if rng.random() < cfg.anonymous_share:
             user.anonymous_id = f"d{cfg.seed}-{i:06d}"
             user.anonymous_sessions = rng.randint(1, 3)
@@ -246,8 +360,9 @@ class World:
         h *= 1 + 0.25 * max(0, fatigue - 1)
         return min(h, 0.5)
 
-    def _event(self, u: UserState, ts: float, etype: str, channel: str, item: Item | None,
-               **blocks: Any) -> dict[str, Any]:
+    def _event(
+        self, u: UserState, ts: float, etype: str, channel: str, item: Item | None, **blocks: Any
+    ) -> dict[str, Any]:
         u.seq += 1
         value: dict[str, Any] = {
             "event_id": f"{u.user_id}-{u.seq}",
@@ -288,12 +403,18 @@ class World:
         p = u.persona
         price_factor = math.exp(-p.price_sensitivity * item.price / 300)
         series = 1.0
-        if item.series_part and item.series_part > 1 and f"{item.series_id}-p{item.series_part - 1}" in u.bought:
+        if (
+            item.series_part
+            and item.series_part > 1
+            and f"{item.series_id}-p{item.series_part - 1}" in u.bought
+        ):
             series = 6.0
         cat_interest = u.interests[CATEGORIES.index(item.category)] * len(CATEGORIES)
         return min(0.9, p.purchase_p * price_factor * series * (0.5 + 0.5 * cat_interest))
 
-    def _session(self, u: UserState, start: float, out: list[tuple[float, str, str | None, dict[str, Any]]]) -> None:
+    def _session(
+        self, u: UserState, start: float, out: list[tuple[float, str, str | None, dict[str, Any]]]
+    ) -> None:
         p, rng = u.persona, u.rng
         channel = _pick(rng, u.channels, u.channel_weights)
         link = False
@@ -319,12 +440,28 @@ class World:
             roll = rng.random()
             first_link = link and k == 0
             if roll < 0.15:
-                value = self._event(u, t, "click", channel, None, link=first_link,
-                                    click={"target": f"/category/{item.category}"})
+                value = self._event(
+                    u,
+                    t,
+                    "click",
+                    channel,
+                    None,
+                    link=first_link,
+                    click={"target": f"/category/{item.category}"},
+                )
             else:
-                progress = min(1.0, max(0.0, rng.betavariate(2 * p.completion + 0.2, 2 * (1 - p.completion) + 0.2)))
-                value = self._event(u, t, "view", channel, item, link=first_link,
-                                    view={"duration_s": round(progress * 1800, 1), "progress": round(progress, 3)})
+                progress = min(
+                    1.0, max(0.0, rng.betavariate(2 * p.completion + 0.2, 2 * (1 - p.completion) + 0.2))
+                )
+                value = self._event(
+                    u,
+                    t,
+                    "view",
+                    channel,
+                    item,
+                    link=first_link,
+                    view={"duration_s": round(progress * 1800, 1), "progress": round(progress, 3)},
+                )
                 u.completions.append(progress)
                 if item.item_id in u.bought and progress < 0.1:
                     u.disappointments += 1
@@ -332,13 +469,27 @@ class World:
                 if still_here and item.item_id not in u.bought and rng.random() < self._buy_p(u, item):
                     self._emit_purchase(u, t + 30, channel, item, out)
                 elif still_here and rng.random() < p.share_p:
-                    out.append((t + 10, channel, None, self._event(
-                        u, t + 10, "share", channel, item, share={"platform": f"{channel}_moments"})))
+                    out.append(
+                        (
+                            t + 10,
+                            channel,
+                            None,
+                            self._event(
+                                u, t + 10, "share", channel, item, share={"platform": f"{channel}_moments"}
+                            ),
+                        )
+                    )
             key = value.get("anonymous_id") or value.get("user_id")
             out.append((t, channel, key, value))
 
-    def _emit_purchase(self, u: UserState, t: float, channel: str, item: Item,
-                       out: list[tuple[float, str, str | None, dict[str, Any]]]) -> None:
+    def _emit_purchase(
+        self,
+        u: UserState,
+        t: float,
+        channel: str,
+        item: Item,
+        out: list[tuple[float, str, str | None, dict[str, Any]]],
+    ) -> None:
         coupon = None
         amount = item.price
         if u.persona.price_sensitivity > 0.8 and u.rng.random() < 0.6:
@@ -346,9 +497,19 @@ class World:
         else:
             u.full_price_paid_at = t
         u.bought.add(item.item_id)
-        value = self._event(u, t, "purchase", channel, item,
-                            purchase={"order_id": f"o-{u.user_id}-{u.seq}", "amount": amount, "currency": "CNY",
-                                      "coupon": coupon})
+        value = self._event(
+            u,
+            t,
+            "purchase",
+            channel,
+            item,
+            purchase={
+                "order_id": f"o-{u.user_id}-{u.seq}",
+                "amount": amount,
+                "currency": "CNY",
+                "coupon": coupon,
+            },
+        )
         out.append((t, channel, value.get("anonymous_id") or value.get("user_id"), value))
 
     def user(self, user_id: str) -> UserState | None:
@@ -357,7 +518,11 @@ class World:
             index = int(user_id.rsplit("-", 1)[1])
         except (IndexError, ValueError):
             return None
-        return self.users[index] if 0 <= index < len(self.users) and self.users[index].user_id == user_id else None
+        return (
+            self.users[index]
+            if 0 <= index < len(self.users) and self.users[index].user_id == user_id
+            else None
+        )
 
     def inject_purchase(self, u: UserState, item_id: str, at: float, channel: str) -> bool:
         """A purchase caused by marketing (closed loop), at event time ``at``; ``False`` if it
@@ -368,8 +533,14 @@ class World:
         out: list[tuple[float, str, str | None, dict[str, Any]]] = []
         self._emit_purchase(u, at, channel, item, out)
         for ts, ch, _, value in out:
-            self._deliver(ts, f"events.{ch}.purchase", value.get("anonymous_id") or value.get("user_id"), value,
-                          u.rng, disorder=False)
+            self._deliver(
+                ts,
+                f"events.{ch}.purchase",
+                value.get("anonymous_id") or value.get("user_id"),
+                value,
+                u.rng,
+                disorder=False,
+            )
         return True
 
     def deliver(self, at: float, topic: str, key: str | None, value: dict[str, Any]) -> None:
@@ -378,8 +549,15 @@ class World:
         heapq.heappush(self._pending, Emitted(at, self._order, topic, key, value))
 
     # ---- the clock ----------------------------------------------------------------------
-    def _deliver(self, ts: float, topic: str, key: str | None, value: dict[str, Any], rng: random.Random,
-                 disorder: bool = True) -> None:
+    def _deliver(
+        self,
+        ts: float,
+        topic: str,
+        key: str | None,
+        value: dict[str, Any],
+        rng: random.Random,
+        disorder: bool = True,
+    ) -> None:
         delay = 0.0
         if disorder:
             roll = rng.random()
@@ -391,7 +569,9 @@ class World:
         heapq.heappush(self._pending, Emitted(ts + delay, self._order, topic, key, value))
         if disorder and rng.random() < self.config.duplicate_share:
             self._order += 1
-            heapq.heappush(self._pending, Emitted(ts + delay + rng.uniform(1, 600), self._order, topic, key, value))
+            heapq.heappush(
+                self._pending, Emitted(ts + delay + rng.uniform(1, 600), self._order, topic, key, value)
+            )
 
     def _user_day(self, u: UserState, day: int) -> None:
         day_start = self.start_ts + day * DAY
@@ -402,23 +582,50 @@ class World:
             for ch in sorted(set(u.channels) | {"email", "sms", "wechat"}):
                 granted = ch in ("app", "web") or rng.random() < p.consent_p
                 u.consent[ch] = granted
-                self._deliver(day_start + rng.uniform(0, HOUR), "users.consent", f"{u.user_id}:{ch}",
-                              {"user_id": u.user_id, "channel": ch, "granted": granted, "at": _iso(day_start),
-                               "source": "signup"}, rng, disorder=False)
+                self._deliver(
+                    day_start + rng.uniform(0, HOUR),
+                    "users.consent",
+                    f"{u.user_id}:{ch}",
+                    {
+                        "user_id": u.user_id,
+                        "channel": ch,
+                        "granted": granted,
+                        "at": _iso(day_start),
+                        "source": "signup",
+                    },
+                    rng,
+                    disorder=False,
+                )
         elif rng.random() < self._hazard(u, day_start):
             u.churn_at = day_start + rng.uniform(0, DAY)
         for ch, granted in sorted(u.consent.items()):
             if granted and rng.random() < 0.001:
                 u.consent[ch] = False
                 at = day_start + rng.uniform(0, DAY)
-                self._deliver(at, "users.consent", f"{u.user_id}:{ch}",
-                              {"user_id": u.user_id, "channel": ch, "granted": False, "at": _iso(at),
-                               "source": "account"}, rng, disorder=False)
+                self._deliver(
+                    at,
+                    "users.consent",
+                    f"{u.user_id}:{ch}",
+                    {
+                        "user_id": u.user_id,
+                        "channel": ch,
+                        "granted": False,
+                        "at": _iso(at),
+                        "source": "account",
+                    },
+                    rng,
+                    disorder=False,
+                )
         if rng.random() < self.config.erase_share / max(1, self.config.days):
             u.erased_at = day_start + rng.uniform(0, DAY)
-            self._deliver(u.erased_at, "users.erase", u.user_id,
-                          {"request_id": f"erase-{u.user_id}", "user_id": u.user_id, "at": _iso(u.erased_at)},
-                          rng, disorder=False)
+            self._deliver(
+                u.erased_at,
+                "users.erase",
+                u.user_id,
+                {"request_id": f"erase-{u.user_id}", "user_id": u.user_id, "at": _iso(u.erased_at)},
+                rng,
+                disorder=False,
+            )
             return
         weekday = (self.config.start + timedelta(days=day)).weekday()
         rate = p.sessions_per_day * (p.weekend if weekday >= 5 else 1.0)
@@ -466,14 +673,27 @@ class World:
         affinity = []
         for it in self.catalog:
             if it.series_id and it.series_part and it.series_part < 3:
-                affinity.append({"a": it.item_id, "b": f"{it.series_id}-p{it.series_part + 1}", "kind": "series_next"})
+                affinity.append(
+                    {"a": it.item_id, "b": f"{it.series_id}-p{it.series_part + 1}", "kind": "series_next"}
+                )
         return {
             "version": self.config.version,
-            "config": {f: (v.isoformat() if isinstance(v, datetime) else v)
-                       for f, v in ((f, getattr(self.config, f)) for f in self.config.__dataclass_fields__)},
+            "config": {
+                f: (v.isoformat() if isinstance(v, datetime) else v)
+                for f, v in ((f, getattr(self.config, f)) for f in self.config.__dataclass_fields__)
+            },
             "users": users,
             "item_affinity": affinity,
-            "catalog": [{"item_id": i.item_id, "kind": i.kind, "title": i.title, "category": i.category,
-                         "price": i.price, "series_id": i.series_id, "series_part": i.series_part}
-                        for i in self.catalog],
+            "catalog": [
+                {
+                    "item_id": i.item_id,
+                    "kind": i.kind,
+                    "title": i.title,
+                    "category": i.category,
+                    "price": i.price,
+                    "series_id": i.series_id,
+                    "series_part": i.series_part,
+                }
+                for i in self.catalog
+            ],
         }

@@ -19,10 +19,26 @@ async def test_world_through_kafka_worker_and_simulated_users(deployment: Deploy
     worker.start()
     await worker.ready()
     sim = subprocess.run(
-        [sys.executable, "-m", "app.cli", "simulate", "--days", "14", "--users", "300", "--seed", "4", "--rate", "0"],
-        env=dep.env(), cwd=dep.tmp, capture_output=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "simulate",
+            "--days",
+            "14",
+            "--users",
+            "300",
+            "--seed",
+            "4",
+            "--rate",
+            "0",
+        ],
+        env=dep.env(),
+        cwd=dep.tmp,
+        capture_output=True,
+        check=True,
     )
-    summary = orjson.loads(sim.stdout[sim.stdout.index(b"{"):])
+    summary = orjson.loads(sim.stdout[sim.stdout.index(b"{") :])
     assert summary["records"] > 1000
     truth = dep.tmp / "world.truth.json"
     assert truth.exists()
@@ -30,10 +46,15 @@ async def test_world_through_kafka_worker_and_simulated_users(deployment: Deploy
     assert actions, "the worker acted on the simulated world"
     answered = subprocess.run(
         [sys.executable, "-m", "app.cli", "respond", "--truth", str(truth), "--seconds", "8"],
-        env=dep.env(), cwd=ROOT, capture_output=True, check=True,
+        env=dep.env(),
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     )
     counts = orjson.loads(answered.stdout.strip().splitlines()[-1])
     assert counts["actions"] >= len(actions) and counts["records"] >= counts["actions"]
-    feedback = await consume(dep.bootstrap, dep.topic("marketing.feedback"), until=counts["actions"], timeout=30)
+    feedback = await consume(
+        dep.bootstrap, dep.topic("marketing.feedback"), until=counts["actions"], timeout=30
+    )
     kinds = {Feedback.model_validate_json(r.value).kind.value for r in feedback}
     assert "delivered" in kinds

@@ -67,13 +67,7 @@ def test_prometheus_scrapes_the_worker_and_dashboards_use_real_metrics() -> None
 
 
 def test_readme_tables_match_the_code() -> None:
-    from app.settings import env_table
-    from app.topics import topic_table
+    from app.docs import render
 
     readme = (ROOT / "README.md").read_text()
-    assert env_table() in readme, (
-        "README environment table is stale: regenerate it from app.settings.env_table"
-    )
-    assert topic_table(Settings(_env_file=None)) in readme, (
-        "README topic table is stale (app.topics.topic_table)"
-    )
+    assert render(readme) == readme, "README tables are stale: run `make readme`"

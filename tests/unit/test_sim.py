@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -54,8 +55,11 @@ def test_some_users_churn_on_a_day_they_were_active(small_world) -> None:
     for r in records:
         if r.topic.startswith("events.") and r.value.get("user_id"):
             active_days[r.value["user_id"]].add(int(ts(r.value["occurred_at"]) // 86400))
-    same_day = sum(1 for uid, u in truth["users"].items()
-                   if u["churn_at"] and int(ts(u["churn_at"]) // 86400) in active_days[uid])
+    same_day = sum(
+        1
+        for uid, u in truth["users"].items()
+        if u["churn_at"] and int(ts(u["churn_at"]) // 86400) in active_days[uid]
+    )
     assert same_day > 10
 
 
@@ -97,7 +101,7 @@ def test_identity_consent_disorder_and_duplicates_are_present(small_world) -> No
     assert all(r.key == (r.value.get("anonymous_id") or r.value.get("user_id")) for r in events)
     assert any(r.topic == "users.consent" and not r.value["granted"] for r in records)
     times = [ts(r.value["occurred_at"]) for r in events]
-    assert sum(1 for x, y in zip(times, times[1:], strict=False) if y < x) > 0, "some disorder"
+    assert sum(1 for x, y in itertools.pairwise(times) if y < x) > 0, "some disorder"
     ids = Counter((r.value["channel"], r.value["event_id"]) for r in events)
     dupes = sum(1 for c in ids.values() if c > 1)
     assert 0.001 < dupes / len(ids) < 0.02
@@ -125,15 +129,20 @@ def test_closed_loop_measured_uplift_matches_the_true_response_model() -> None:
             control_rate[d.persona][0] += d.converted
             control_rate[d.persona][1] += 1
     # expected uplift: the true extra probability, for the purchases that would not happen anyway
-    expected = sum(
-        (1 - control_rate[d.persona][0] / control_rate[d.persona][1])
-        * truth.p_extra(d.persona, "recommend_item", "app")
-        for d in res.decisions if d.treated
-    ) / nt
+    expected = (
+        sum(
+            (1 - control_rate[d.persona][0] / control_rate[d.persona][1])
+            * truth.p_extra(d.persona, "recommend_item", "app")
+            for d in res.decisions
+            if d.treated
+        )
+        / nt
+    )
     se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
     assert abs((pt - pc) - expected) < 3 * se, (pt - pc, expected, se)
     assert res.truth["uplift"]["binge_learner"]["recommend_item"]["app"] == truth.p_extra(
-        "binge_learner", "recommend_item", "app")
+        "binge_learner", "recommend_item", "app"
+    )
     kinds = Counter(f["kind"] for f in res.feedback)
     assert kinds["delivered"] == nt and 0 < kinds["opened"] < nt
 
