@@ -9,7 +9,9 @@ listed under ``absent``.
 Figures (JSON keys; the README lists them all):
 
 * ``data.*``: records, valid events, users, duplicates and late events dropped, rejected rows.
-* ``evaluate.events_per_s``: events/s of the whole offline path (profiles, identity, due times).
+* ``evaluate.events_per_s``: events/s of the whole offline path (reading, sorting, validation,
+  identity, profiles, due times, baselines); ``evaluate.profile_updates_per_s``: of the profile
+  updates alone (:func:`models.user_step.on_event`, the worker's per-event model code).
 * ``churn.rule_auc``: exact ROC AUC of the best single-feature rule (days since last activity)
   on horizon labels: at each daily event-time tick, every user active in the last 30 days is
   scored; the snapshot is labelled churned if no event comes in (t, t + H], retained as soon as
@@ -107,6 +109,7 @@ class Evaluation:
         self.popularity: Counter[str] = Counter()
         self.hits: list[tuple[float, int]] = []
         self.daily_events: Counter[int] = Counter()
+        self.profile_seconds = 0.0
 
     # -- the stream -------------------------------------------------------------------------
     def feed(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
@@ -139,7 +142,9 @@ class Evaluation:
             profile = self.profiles.setdefault(profile.merged_into, Profile(profile.merged_into))
         if facts.type == "purchase" and facts.item_id:
             self._score_purchase(profile, facts)
+        started = time.perf_counter()
         result_step = on_event(profile, facts, watermark=self.clock.watermark, due=self.due, cfg=self.step)
+        self.profile_seconds += time.perf_counter() - started
         self.counts[result_step.outcome.value] += 1
         if result_step.outcome is Applied.applied:
             self.daily_events[int(facts.ts // DAY)] += 1
@@ -232,6 +237,7 @@ class Evaluation:
             "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:"))
             + sum(stats.rejected.values()),
             "evaluate.events_per_s": round(events / seconds) if seconds else None,
+            "evaluate.profile_updates_per_s": round(events / self.profile_seconds) if self.profile_seconds else None,
             "churn.horizon_days": self.cfg.horizon_s / DAY,
             "churn.snapshots": len(labels),
             "churn.positive_rate": round(sum(labels) / len(labels), 4) if labels else None,
