@@ -116,9 +116,12 @@ _PRIVATE_FIELDS = frozenset({"seen", "dedupe_floor", "merged_from", "parked"})
 _PUBLIC_FIELDS = tuple(n for n in _PROFILE_FIELDS if n not in _PRIVATE_FIELDS)
 
 
+_PRUNE_STEP_S = 3600.0
+
+
 def _remember(profile: Profile, key: str, ts: float, window_s: float, max_keys: int) -> None:
+    newest = ts if profile.last_seen is None else max(ts, profile.last_seen)
     profile.seen[key] = ts
-    newest = max(profile.seen.values())
     floor = max(profile.dedupe_floor, newest - window_s)
     if len(profile.seen) > max_keys:
         ordered = sorted(profile.seen.items(), key=lambda kv: (kv[1], kv[0]))
@@ -126,6 +129,8 @@ def _remember(profile: Profile, key: str, ts: float, window_s: float, max_keys: 
         # Everything at or below the newest dropped key's ts becomes unprovable: raise the floor
         # just past it so an older event is refused rather than risked as a double count.
         floor = max(floor, ordered[excess - 1][1])
+    elif floor < profile.dedupe_floor + _PRUNE_STEP_S:
+        return  # prune at most once per hour of floor movement: keys kept a little longer are harmless
     if floor > profile.dedupe_floor:
         profile.dedupe_floor = floor
         profile.seen = {k: v for k, v in profile.seen.items() if v > floor}
