@@ -156,24 +156,24 @@ async def _simulate_to_kafka(world: object, rate: float | None) -> dict[str, obj
 
 def _mapping(
     mapping: Path | None,
-    user: str | None,
-    item: str | None,
+    user_col: str | None,
+    item_col: str | None,
     time_col: str | None,
     type_col: str | None,
     type_map: str | None,
     default_type: str | None,
     time_unit: str,
-    amount_col: str | None = None,
+    amount_col: str | None,
 ) -> object:
     from app.logs import Mapping
 
     if mapping is not None:
         return Mapping.from_yaml(mapping)
-    if user and item and time_col:
+    if user_col and item_col and time_col:
         tm = dict(pair.split("=", 1) for pair in type_map.split(",")) if type_map else {}
         return Mapping(
-            user=user,
-            item=item,
+            user=user_col,
+            item=item_col,
             time=time_col,
             type=type_col,
             type_map=tm,
@@ -214,27 +214,13 @@ def _with_mapping_options(f: Any) -> Any:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSONL instead of Kafka.")
 @click.option("--max-rows-in-memory", default=200_000, show_default=True)
 def replay(
-    path: Path,
-    mapping: Path | None,
-    user_col: str | None,
-    item_col: str | None,
-    time_col: str | None,
-    type_col: str | None,
-    type_map: str | None,
-    default_type: str | None,
-    time_unit: str,
-    amount_col: str | None,
-    speed: float,
-    out: Path | None,
-    max_rows_in_memory: int,
+    path: Path, speed: float, out: Path | None, max_rows_in_memory: int, **mapping_options: Any
 ) -> None:
     """Replay a log (JSONL, or CSV/Parquet with a mapping) into the ingress topics in event-time order."""
     from app.logs import Mapping
 
     settings = _settings()
-    m = _mapping(
-        mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col
-    )
+    m = _mapping(**mapping_options)
     assert m is None or isinstance(m, Mapping)
     summary = asyncio.run(_replay(settings, path, m, speed or None, out, max_rows_in_memory))
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -298,28 +284,18 @@ def _policy(settings: Settings) -> Any:
 @click.option("--horizon-days", default=14.0, show_default=True, help="Churn horizon H (event time).")
 def evaluate(
     path: Path,
-    mapping: Path | None,
-    user_col: str | None,
-    item_col: str | None,
-    time_col: str | None,
-    type_col: str | None,
-    type_map: str | None,
-    default_type: str | None,
-    time_unit: str,
-    amount_col: str | None,
     truth: Path | None,
     json_out: Path | None,
     html_out: Path | None,
     horizon_days: float,
+    **mapping_options: Any,
 ) -> None:
     """Prequential evaluation of the models on a log, offline (no Kafka)."""
     from app.evaluate import EvalConfig, render_html, render_table
     from app.evaluate import evaluate as run_evaluate
     from app.logs import Mapping
 
-    m = _mapping(
-        mapping, user_col, item_col, time_col, type_col, type_map, default_type, time_unit, amount_col
-    )
+    m = _mapping(**mapping_options)
     assert m is None or isinstance(m, Mapping)
     report = run_evaluate(
         path,

@@ -218,8 +218,8 @@ class Evaluation:
     # -- next purchase: popularity baseline ------------------------------------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
         bought = set(profile.bought)
-        if facts.item_id in bought or any(k.endswith("/" + facts.event_id) for k in profile.seen):
-            return
+        if facts.item_id in bought or facts.dedupe_key in profile.seen:
+            return  # a re-purchase or a redelivered purchase is no new target
         top = [i for i, _ in self.popularity.most_common(self.cfg.top_k + len(bought)) if i not in bought]
         self.hits.append((facts.ts, int(facts.item_id in top[: self.cfg.top_k])))
 
@@ -237,7 +237,9 @@ class Evaluation:
             "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:"))
             + sum(stats.rejected.values()),
             "evaluate.events_per_s": round(events / seconds) if seconds else None,
-            "evaluate.profile_updates_per_s": round(events / self.profile_seconds) if self.profile_seconds else None,
+            "evaluate.profile_updates_per_s": round(events / self.profile_seconds)
+            if self.profile_seconds
+            else None,
             "churn.horizon_days": self.cfg.horizon_s / DAY,
             "churn.snapshots": len(labels),
             "churn.positive_rate": round(sum(labels) / len(labels), 4) if labels else None,

@@ -241,7 +241,7 @@ def build_catalog(n_items: int, rng: random.Random) -> list[Item]:
     """Items in categories; a third in series of three parts; one membership per category."""
     items: list[Item] = []
     per_cat = max(4, n_items // len(CATEGORIES))
-    for c, cat in enumerate(CATEGORIES):
+    for cat in CATEGORIES:
         items.append(
             Item(
                 f"m-{cat}",
@@ -286,7 +286,6 @@ def build_catalog(n_items: int, rng: random.Random) -> list[Item]:
                     popularity=1.0 / (1 + k) ** 0.7 * 3,
                 )
             )
-        del c
     return items
 
 
@@ -361,8 +360,16 @@ class World:
         return min(h, 0.5)
 
     def _event(
-        self, u: UserState, ts: float, etype: str, channel: str, item: Item | None, **blocks: Any
+        self,
+        u: UserState,
+        ts: float,
+        etype: str,
+        channel: str,
+        item: Item | None,
+        link: bool = False,
+        **blocks: Any,
     ) -> dict[str, Any]:
+        """One event; ``link`` adds the anonymous id to a logged-in event (the login event)."""
         u.seq += 1
         value: dict[str, Any] = {
             "event_id": f"{u.user_id}-{u.seq}",
@@ -374,9 +381,8 @@ class World:
         }
         if u.logged_in:
             value["user_id"] = u.user_id
-        if u.anonymous_id and (not u.logged_in or blocks.pop("link", False)):
+        if u.anonymous_id and (not u.logged_in or link):
             value["anonymous_id"] = u.anonymous_id
-        blocks.pop("link", None)
         if item is not None:
             value["item_id"] = item.item_id
         value.update(blocks)
