@@ -15,11 +15,15 @@ from app.settings import Settings
 from app.topics import TopicNames
 
 
+def demo_channels(settings: Settings) -> tuple[str, ...]:
+    """Channels users browse on (email and SMS only carry messages to them)."""
+    browsing = tuple(c for c in settings.ingress.channels if c not in ("email", "sms"))
+    return browsing or tuple(settings.ingress.channels)
+
+
 async def produce_demo(settings: Settings, n_users: int, events_per_user: int, seed: int, tag: str) -> int:
     names = TopicNames.of(settings)
-    channels = tuple(c for c in settings.ingress.channels if c not in ("email", "sms")) or tuple(
-        settings.ingress.channels
-    )
+    channels = demo_channels(settings)
     producer = AIOKafkaProducer(linger_ms=5, acks="all", **client_kwargs(settings))
     await producer.start()
     sent = 0
@@ -73,9 +77,8 @@ async def run_demo(
     await ensure_topics(settings)
     tag = uuid.uuid4().hex[:6]  # new users each run: a re-run is not dropped as duplicates
     sent = await produce_demo(settings, n_users, events_per_user, seed, tag)
-    click.echo(
-        f"produced {sent} events from {n_users} users to {len(settings.ingress.channels)} channels' topics"
-    )
+    used = demo_channels(settings)
+    click.echo(f"produced {sent} events of {n_users} new users on {len(used)} channels ({', '.join(used)})")
     web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     if wait_action:
         action = await first_action(settings, timeout_s, tag)
