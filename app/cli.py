@@ -321,14 +321,14 @@ def evaluate(
 @click.option("--seconds", default=60.0, show_default=True, help="How long to answer (wall time).")
 def respond(truth: Path, seconds: float) -> None:
     """Closed loop through Kafka (smoke test): simulated users answer marketing.actions."""
-    from app.sim.responder import personas_from_truth
+    from app.sim.responder import users_from_truth
 
-    personas = personas_from_truth(orjson.loads(truth.read_bytes()))
-    summary = asyncio.run(_respond(_settings(), personas, seconds))
+    users = users_from_truth(orjson.loads(truth.read_bytes()))
+    summary = asyncio.run(_respond(_settings(), users, seconds))
     click.echo(orjson.dumps(summary).decode())
 
 
-async def _respond(settings: Settings, personas: dict[str, str], seconds: float) -> dict[str, int]:
+async def _respond(settings: Settings, users: dict[str, tuple[str, int]], seconds: float) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from app.kafka import client_kwargs
@@ -347,7 +347,7 @@ async def _respond(settings: Settings, personas: dict[str, str], seconds: float)
     await consumer.start()
     await producer.start()
     try:
-        return await run_responder(consumer, producer, settings.kafka.topic_prefix, personas, seconds)
+        return await run_responder(consumer, producer, settings.kafka.topic_prefix, users, seconds)
     finally:
         await consumer.stop()
         await producer.stop()

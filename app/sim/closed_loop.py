@@ -8,7 +8,7 @@ recommended item within two days. Users who would have bought anyway still do: t
 behaviour goes on. Users in the control group (a deterministic share by hash) are decided for
 and logged, never sent.
 
-:class:`ResponseModel` is the truth: ``p_extra(persona, action_type, channel, offer)``, the real
+:class:`ResponseModel` is the truth: ``p_extra(persona, action_type, channel, offer, local hour)``, the real
 uplift, written out by :meth:`ResponseModel.table` so that a policy can be scored against the
 best possible one.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.sim.world import CHANNELS, DAY, HOUR, PERSONAS, UserState, World, WorldConfig
+from app.sim.world import CHANNELS, DAY, HOUR, PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
 
 ACTION_TYPES = (
     "recommend_item",
@@ -91,18 +91,49 @@ class ResponseModel:
         }
     )
     unsubscribe_p: float = 0.01
+    night_factor: float = 0.3
+    """Sent in the user's night (local 23:00 to 07:00): mostly unseen."""
+    peak_factor: float = 1.2
+    """Sent within two hours of the user's usual peak hour."""
     version: str = "response-v1"
 
-    def p_extra(self, persona: str, action_type: str, channel: str, offer_value: float = 0.0) -> float:
-        """True extra probability that the action causes a purchase (the uplift)."""
+    def timing(self, persona: str, local_hour: float | None) -> float:
+        if local_hour is None:
+            return 1.0
+        if local_hour >= 23 or local_hour < 7:
+            return self.night_factor
+        peak = PERSONA_BY_NAME[persona].peak_hour
+        distance = min(abs(local_hour - peak), 24 - abs(local_hour - peak))
+        return self.peak_factor if distance <= 2 else 1.0
+
+    def p_extra(
+        self,
+        persona: str,
+        action_type: str,
+        channel: str,
+        offer_value: float = 0.0,
+        local_hour: float | None = None,
+    ) -> float:
+        """True extra probability that the action causes a purchase (the uplift), given when it is
+        sent in the user's local time (``None``: a neutral hour)."""
         boost = 1 + self.offer_sensitivity[persona] * min(offer_value, 100.0) / 100
         p = self.base[persona] * self.action_factor[action_type] * self.channel_factor[channel] * boost
-        return min(0.9, p)
+        return min(0.9, p * self.timing(persona, local_hour))
 
-    def table(self) -> dict[str, dict[str, dict[str, float]]]:
+    def table(self) -> dict[str, Any]:
+        """Uplift per persona x action x channel at a neutral hour, and the timing factors."""
         return {
-            p.name: {a: {c: round(self.p_extra(p.name, a, c), 6) for c in CHANNELS} for a in ACTION_TYPES}
-            for p in PERSONAS
+            "neutral_hour": {
+                p.name: {a: {c: round(self.p_extra(p.name, a, c), 6) for c in CHANNELS} for a in ACTION_TYPES}
+                for p in PERSONAS
+            },
+            "timing": {
+                "night_hours": "23:00-07:00 local",
+                "night_factor": self.night_factor,
+                "peak_window_hours": 2,
+                "peak_factor": self.peak_factor,
+                "peak_hour": {p.name: p.peak_hour for p in PERSONAS},
+            },
         }
 
 
@@ -122,6 +153,8 @@ class Decision:
     request: ActionRequest
     treated: bool
     action_id: str
+    local_hour: float
+    """The user's local hour when the action was (or would have been) sent."""
     converted: bool = False
 
 
@@ -188,6 +221,7 @@ def run_closed_loop(
                 request,
                 not in_control(uid, control_share),
                 f"{uid}-{len(decisions)}",
+                local_hour=(ts / HOUR + u.tz_offset_h) % 24,
             )
             decisions.append(d)
             open_decisions[uid] = [x for x in open_decisions[uid] if x.at + window_s >= ts] + [d]
@@ -224,8 +258,7 @@ def _send(world: World, u: UserState, d: Decision, response: ResponseModel) -> l
     if rng.random() < response.unsubscribe_p:
         fb("unsubscribed", t + rng.uniform(60, HOUR))
         u.consent[req.channel] = False
-    if req.item_id and rng.random() < response.p_extra(
-        u.persona.name, req.action_type, req.channel, req.offer_value
-    ):
+    p_extra = response.p_extra(u.persona.name, req.action_type, req.channel, req.offer_value, d.local_hour)
+    if req.item_id and rng.random() < p_extra:
         world.inject_purchase(u, req.item_id, t + rng.uniform(HOUR, 2 * DAY), req.channel)
     return out

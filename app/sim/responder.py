@@ -17,13 +17,15 @@ from typing import Any
 import orjson
 
 from app.sim.closed_loop import ResponseModel
+from app.sim.world import TIMEZONES
 from schemas.actions import NextBestAction
 
 
 def respond(
-    action: NextBestAction, persona: str | None, model: ResponseModel
+    action: NextBestAction, persona: str | None, model: ResponseModel, tz_offset_h: int = 8
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(topic, key, value)`` records a simulated user sends back for one action."""
+    """``(topic, key, value)`` records a simulated user sends back for one action; the user's
+    local hour at sending (from ``tz_offset_h``) changes their response as in the closed loop."""
     if persona is None or action.event != "action" or action.user_kind != "user":
         return []
     rng = random.Random(f"respond|{action.action_id}")
@@ -52,7 +54,10 @@ def respond(
         out.append(fb("unsubscribed", timedelta(minutes=rng.uniform(1, 60))))
     offer = action.offer.value if action.offer else 0.0
     action_type = action.action_type if action.action_type in model.action_factor else "recommend_item"
-    if action.item_ids and rng.random() < model.p_extra(persona, action_type, action.channel, offer):
+    local_hour = (t.hour + t.minute / 60 + tz_offset_h) % 24
+    if action.item_ids and rng.random() < model.p_extra(
+        persona, action_type, action.channel, offer, local_hour
+    ):
         item = action.item_ids[0]
         out.append(
             (
@@ -76,7 +81,7 @@ async def run_responder(
     consumer: Any,
     producer: Any,
     prefix: str,
-    personas: dict[str, str],
+    users: dict[str, tuple[str, int]],
     seconds: float,
     model: ResponseModel | None = None,
 ) -> dict[str, int]:
@@ -90,7 +95,8 @@ async def run_responder(
             for r in records:
                 action = NextBestAction.model_validate_json(r.value)
                 counts["actions"] += 1
-                for topic, key, value in respond(action, personas.get(action.user_id), model):
+                persona, tz_offset = users.get(action.user_id, (None, 8))
+                for topic, key, value in respond(action, persona, model, tz_offset):
                     await producer.send(prefix + topic, key=key.encode(), value=orjson.dumps(value))
                     counts["records"] += 1
         await asyncio.sleep(0)
@@ -98,5 +104,7 @@ async def run_responder(
     return counts
 
 
-def personas_from_truth(truth: dict[str, Any]) -> dict[str, str]:
-    return {uid: u["persona"] for uid, u in truth["users"].items()}
+def users_from_truth(truth: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """user id -> (persona, UTC offset in hours of their timezone)."""
+    offsets = {name: offset for name, offset, _ in TIMEZONES}
+    return {uid: (u["persona"], offsets.get(u.get("timezone"), 8)) for uid, u in truth["users"].items()}

@@ -140,9 +140,10 @@ def test_closed_loop_measured_uplift_matches_the_true_response_model() -> None:
     )
     se = math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
     assert abs((pt - pc) - expected) < 3 * se, (pt - pc, expected, se)
-    assert res.truth["uplift"]["binge_learner"]["recommend_item"]["app"] == truth.p_extra(
+    assert res.truth["uplift"]["neutral_hour"]["binge_learner"]["recommend_item"]["app"] == truth.p_extra(
         "binge_learner", "recommend_item", "app"
     )
+    assert truth.timing("binge_learner", 3.0) < 1 < truth.timing("binge_learner", 21.0)
     kinds = Counter(f["kind"] for f in res.feedback)
     assert kinds["delivered"] == nt and 0 < kinds["opened"] < nt
 
@@ -154,3 +155,27 @@ def test_truth_file_is_json_with_the_promised_parts(tmp_path: Path) -> None:
     assert {"version", "config", "users", "item_affinity", "catalog"} <= set(truth)
     assert truth["version"] == "world-v1"
     assert all({"persona", "churn_at", "anonymous_ids"} <= set(u) for u in truth["users"].values())
+
+
+def test_kafka_responder_answers_deterministically() -> None:
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from app.sim.responder import respond
+    from schemas.actions import NextBestAction
+
+    action = NextBestAction(
+        action_id="a1",
+        user_id="u7-000001",
+        action_type="recommend_item",
+        channel="app",
+        item_ids=["s-finance-0-p2"],
+        score=1.0,
+        created_at=dt(2026, 2, 1, 12, tzinfo=UTC),
+        expires_at=dt(2026, 2, 3, tzinfo=UTC),
+    )
+    model = ResponseModel()
+    first = respond(action, "binge_learner", model)
+    assert first == respond(action, "binge_learner", model)
+    assert first[0][0] == "marketing.feedback" and first[0][2]["kind"] == "delivered"
+    assert respond(action, None, model) == []  # not a simulated user
