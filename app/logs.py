@@ -102,8 +102,7 @@ def _ts(value: Any, unit: str) -> float:
         return float(value)
     if unit == "ms":
         return float(value) / 1000
-    text = str(value)
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    dt = datetime.fromisoformat(str(value))  # Python 3.11 reads a trailing Z
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 

@@ -12,6 +12,7 @@ import random
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.clock import is_backfill
 from models.decision import (
@@ -48,13 +49,45 @@ class StepResult:
     """The user was already past due when this (late) event rescheduled them."""
 
 
+class _LazyRandom(random.Random):
+    """A ``random.Random`` seeded on first use: most decisions never draw, and seeding costs more
+    than the rest of a foundation decision. Pickles as a plain, seeded ``random.Random``."""
+
+    def __init__(self, seed: int) -> None:  # deliberately no super().__init__ until first use
+        self._lazy_seed: int | None = seed
+
+    def _materialize(self) -> None:
+        if self._lazy_seed is not None:
+            seed, self._lazy_seed = self._lazy_seed, None
+            super().__init__(seed)
+
+    def random(self) -> float:
+        self._materialize()
+        return super().random()
+
+    def getrandbits(self, k: int) -> int:
+        self._materialize()
+        return super().getrandbits(k)
+
+    def getstate(self) -> tuple[Any, ...]:
+        self._materialize()
+        return super().getstate()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = self.getstate()
+        return random.Random, (), state
+
+
 def seeded_rng(canonical: str, salt: str) -> random.Random:
     """The decision's random source: a function of the user and the trigger, so replays agree.
 
-    Seeded with an integer (CRC-32 of both): seeding from a string hashes it with SHA-512, which
-    cost more than the rest of a decision.
+    Seeded with an integer (CRC-32 of both), and only when first drawn from.
+
+    >>> a, b = seeded_rng("u:1", "app/e1"), seeded_rng("u:1", "app/e1")
+    >>> a.random() == b.random() == random.Random(zlib.crc32(b"u:1|app/e1")).random()
+    True
     """
-    return random.Random(zlib.crc32(f"{canonical}|{salt}".encode()))
+    return _LazyRandom(zlib.crc32(f"{canonical}|{salt}".encode()))
 
 
 def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> bool:
