@@ -190,6 +190,8 @@ class UserState:
     anonymous_id: str | None = None
     anonymous_sessions: int = 0
     shared_with: str | None = None
+    shared_device: str | None = None
+    """The other user's device id this user logs in from (truth; ``shared_with`` is consumed)."""
     """A device id of another user this user will log in from once (a shared device)."""
     logged_in: bool = True
     seq: int = 0
@@ -343,7 +345,7 @@ class World:
             if root.random() < self.config.shared_device_share:
                 other = self.users[root.randrange(len(self.users))]
                 if other is not u and other.shared_with is None:
-                    other.shared_with = u.anonymous_id
+                    other.shared_with = other.shared_device = u.anonymous_id
 
     # ---- behaviour ----------------------------------------------------------------------
     def _hazard(self, u: UserState, now: float) -> float:
@@ -674,6 +676,7 @@ class World:
                 "erased_at": _iso(u.erased_at) if u.erased_at is not None else None,
                 "signup_day": u.signup_day,
                 "anonymous_ids": [u.anonymous_id] if u.anonymous_id else [],
+                "shared_device": u.shared_device,
                 "timezone": u.tz_name,
             }
         affinity = []

@@ -96,6 +96,13 @@ def test_identity_consent_disorder_and_duplicates_are_present(small_world) -> No
     records, _ = small_world
     events = [r for r in records if r.topic.startswith("events.")]
     links = [r for r in events if r.value.get("user_id") and r.value.get("anonymous_id")]
+    shared = {u["shared_device"] for u in small_world[1]["users"].values() if u["shared_device"]}
+    # a shared device shows up as a link of someone else's device id: the conflicting link
+    assert any(
+        r.value["anonymous_id"] in shared
+        and not r.value["anonymous_id"].endswith(r.value["user_id"].split("-", 1)[1])
+        for r in links
+    )
     anon_only = [r for r in events if not r.value.get("user_id")]
     assert links and anon_only
     assert all(r.key == (r.value.get("anonymous_id") or r.value.get("user_id")) for r in events)
@@ -154,7 +161,9 @@ def test_truth_file_is_json_with_the_promised_parts(tmp_path: Path) -> None:
     truth = orjson.loads(Path(summary["truth"]).read_bytes())
     assert {"version", "config", "users", "item_affinity", "catalog"} <= set(truth)
     assert truth["version"] == "world-v1"
-    assert all({"persona", "churn_at", "anonymous_ids"} <= set(u) for u in truth["users"].values())
+    assert all(
+        {"persona", "churn_at", "anonymous_ids", "shared_device"} <= set(u) for u in truth["users"].values()
+    )
 
 
 def test_kafka_responder_answers_deterministically() -> None:
