@@ -13,6 +13,10 @@ EVENTS_INVALID = Counter("nba_events_invalid_total", "Dead-lettered messages, by
 EVENTS_APPLIED = Counter("nba_events_applied_total", "Events applied to a profile.")
 EVENTS_DUPLICATE = Counter("nba_events_duplicate_total", "Duplicate events dropped (channel, event_id).")
 EVENTS_LATE = Counter("nba_events_late_total", "Events older than the user's dedupe window, not applied.")
+EVENTS_PARK_OVERFLOW = Counter(
+    "nba_events_park_overflow_total",
+    "Forwarded events dropped because a user already held the most events awaiting a merge.",
+)
 EVENTS_BACKFILL = Counter("nba_events_backfill_total", "Events applied but too old to trigger actions.")
 IDENTITY_LINKS = Counter("nba_identity_links_total", "New anonymous-to-user links.")
 IDENTITY_CONFLICTS = Counter("nba_identity_conflicts_total", "Links refused: anonymous id already linked.")

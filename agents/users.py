@@ -122,7 +122,8 @@ async def _apply(
     facts: EventFacts,
     arrived_ms: int,
     cfg: StepConfig,
-) -> None:
+) -> bool:
+    """Apply one event; ``True`` if the profile changed (so it must be stored)."""
     assert rt.due is not None
     result = on_event(
         profile,
@@ -134,15 +135,16 @@ async def _apply(
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
-        return
+        return False
     if result.outcome is Applied.late:
         metrics.EVENTS_LATE.inc()
-        return
+        return False
     metrics.EVENTS_APPLIED.inc()
     metrics.EVENTS_BACKFILL.inc(result.backfill)
     metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
     if result.decision is not None:
         await _publish(rt, profile.canonical, result.decision, arrived_ms)
+    return True
 
 
 async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
@@ -156,11 +158,11 @@ async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     via = msg.get("via")
     if needs_merge_first(profile, via):
         assert via is not None
-        if not park(profile, via, msg["facts"]):
-            metrics.EVENTS_LATE.inc()
-        _store(rt, profile)
-    else:
-        await _apply(rt, partition, profile, facts, msg["arrived_ms"], cfg)
+        if park(profile, via, msg["facts"]):
+            _store(rt, profile)
+        else:
+            metrics.EVENTS_PARK_OVERFLOW.inc()
+    elif await _apply(rt, partition, profile, facts, msg["arrived_ms"], cfg):
         _store(rt, profile)
     await _advance(rt, partition, facts.ts, cfg)
 
