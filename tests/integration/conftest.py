@@ -184,11 +184,19 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
+async def produce(
+    bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]], rate: float | None = None
+) -> None:
+    """Send ``records`` in order, at most ``rate`` records/s (wall time) if given."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
-        for topic, key, value in records:
+        started = time.monotonic()
+        for i, (topic, key, value) in enumerate(records):
+            if rate:
+                ahead = started + i / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             await producer.send(topic, key=key, value=value)
         await producer.flush()
     finally:

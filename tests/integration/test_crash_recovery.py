@@ -15,6 +15,10 @@ from tests.integration.conftest import Deployment, produce, profile, wait_for
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
 
+async def _past(progress, target: float) -> bool:  # type: ignore[no-untyped-def]
+    return await progress() >= target
+
+
 async def test_sigkill_three_times_then_counts_equal_distinct_events(
     deployment: Deployment, redis_client
 ) -> None:
@@ -39,12 +43,15 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(
         return done
 
     worker = dep.worker()
-    producer_task = asyncio.create_task(produce(dep.bootstrap, records))
+    # spread production over ~20 s so that processing cannot finish before the kills
+    producer_task = asyncio.create_task(produce(dep.bootstrap, records, rate=len(records) / 20))
+    total = sum(expected.values())
     worker.start()
     at_kill = []
-    for _ in range(3):
+    for fraction in (0.15, 0.40, 0.65):  # kill once processing has passed each point
         await worker.ready()
-        await asyncio.sleep(rng.uniform(0.5, 2.0))
+        await wait_for(lambda f=fraction: _past(progress, f * total), 60, f"{fraction:.0%} processed")
+        await asyncio.sleep(rng.uniform(0, 0.3))
         worker.kill(signal.SIGKILL)
         at_kill.append(await progress())
         worker.start()
@@ -56,8 +63,7 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(
         return got == dict(expected) or {u: n for u, n in got.items() if n != expected[u]}
 
     await wait_for(complete, 180, "profiles to equal the distinct events per user")
-    total = sum(expected.values())
-    assert any(0 < n < total for n in at_kill), f"no kill landed mid-stream: {at_kill} of {total}"
+    assert all(0 < n < total for n in at_kill), f"every kill lands mid-stream: {at_kill} of {total}"
     for user in expected:
         p = await profile(redis_client, dep, f"u:{user}")
         assert p is not None
