@@ -132,7 +132,10 @@ class Event(BaseModel):
         if not extra:
             return data
         kept = {k: v for k, v in data.items() if k in known}
-        props = dict(kept.get("properties") or {})
+        given = kept.get("properties")
+        if given is not None and not isinstance(given, dict):
+            raise ValueError("properties must be an object")  # pydantic reports it as a violation
+        props = dict(given or {})
         for key, value in extra.items():
             props.setdefault(key, value)
         kept["properties"] = props

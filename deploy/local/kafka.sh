@@ -36,8 +36,12 @@ our_pid() {
 
 resolve_jars() {
   if [[ -f "$libs/kafka_2.13-$kafka_version.jar" ]]; then return 0; fi
-  command -v java >/dev/null || { log "java not found: install a JDK 17 (apt-get install openjdk-17-jre-headless)"; exit 1; }
-  command -v mvn >/dev/null || { log "mvn not found: install Maven (apt-get install maven)"; exit 1; }
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    log "java or mvn not found; installing Debian's openjdk-17-jre-headless and maven"
+    local sudo=""; [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jre-headless maven >&2
+  fi
   log "resolving org.apache.kafka:kafka_2.13:$kafka_version and its dependencies from Maven Central"
   mkdir -p "$libs"
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from schemas.dlq import Reason
@@ -76,6 +76,7 @@ def test_arbitrary_bytes(raw: bytes) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(json_values)
+@example({"": None, "properties": [None]})  # found by hypothesis: unknown fields + non-object properties
 def test_arbitrary_json(value: object) -> None:
     _decided(validate(orjson.dumps(value), topic_channel="app", topic_type="view", policy=POLICY))
 
