@@ -73,7 +73,6 @@ class _Snapshot:
     t: float
     score: float
     true_label: int | None
-    label: int | None = None
 
 
 class Evaluation:

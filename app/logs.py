@@ -34,7 +34,6 @@ import yaml
 
 from schemas.errors import ConfigError
 
-EVENT_TOPIC_PREFIX = "events."
 BEFORE_ALL = -1e18
 """Time of records without one (the catalog): before every event. Finite, because JSON (and so a
 spilled sort run) has no infinity."""

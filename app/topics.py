@@ -78,12 +78,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     names = TopicNames.of(settings)
     k = settings.kafka
     n = k.partitions
-    delete = {"cleanup.policy": "delete"}
+
+    def deleted_after(ms: int) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(ms)}
+
+    compacted = {"cleanup.policy": "compact"}
     specs = [
         TopicSpec(
             name,
             n,
-            {**delete, "retention.ms": str(k.retention_events_ms)},
+            deleted_after(k.retention_events_ms),
             key="anonymous_id if present, else user_id",
             schema="event.v1",
             producer="app teams (every channel)",
@@ -95,7 +99,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.dlq,
             n,
-            {**delete, "retention.ms": str(k.retention_dlq_ms)},
+            deleted_after(k.retention_dlq_ms),
             key="original key",
             schema="dead_letter.v1",
             producer="worker",
@@ -104,7 +108,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.user_stream,
             n,
-            {**delete, "retention.ms": str(k.retention_events_ms)},
+            deleted_after(k.retention_events_ms),
             key="raw id of the target user (user_id or anonymous_id)",
             schema="internal",
             producer="worker (links, forwards, merges)",
@@ -113,7 +117,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.actions,
             n,
-            {**delete, "retention.ms": str(k.retention_actions_ms)},
+            deleted_after(k.retention_actions_ms),
             key="user_id",
             schema="next_best_action.v1",
             producer="worker",
@@ -122,7 +126,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.catalog,
             1,
-            {"cleanup.policy": "compact"},
+            compacted,
             key="item_id",
             schema="catalog_item.v1",
             producer="catalog service",
@@ -131,7 +135,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.consent,
             n,
-            {"cleanup.policy": "compact"},
+            compacted,
             key="user_id:channel",
             schema="consent.v1",
             producer="account service",
@@ -140,7 +144,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.erase,
             n,
-            {**delete, "retention.ms": str(k.retention_dlq_ms)},
+            deleted_after(k.retention_dlq_ms),
             key="user_id",
             schema="erase_request.v1",
             producer="account service",
@@ -149,7 +153,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             names.feedback,
             n,
-            {**delete, "retention.ms": str(k.retention_actions_ms)},
+            deleted_after(k.retention_actions_ms),
             key="user_id",
             schema="feedback.v1",
             producer="marketing senders",
