@@ -15,6 +15,7 @@ from agents.runtime import JsonTable, Runtime, TimeRules
 from agents.users import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
+from app.faust_fixes import drain_before_commit
 from app.kafka import client_kwargs
 from app.redis_mirror import RedisMirror
 from app.settings import Settings
@@ -72,6 +73,7 @@ def _faust_app(settings: Settings) -> faust.App:
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """Build the worker: topics, tables, agents, background tasks and web endpoints."""
     app = _faust_app(settings)
+    drain_before_commit(app)
     names = TopicNames.of(settings)
     raw = {
         "key_type": bytes,
