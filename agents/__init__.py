@@ -1,7 +1,8 @@
 """Thin Faust agents: read, convert, call ``models``, update tables, send.
 
 Two stages: ``ingest`` (partitioned by ingress key) validates, dead-letters and resolves identity;
-``users`` (partitioned by canonical user) applies events to profiles, fires due times and decides.
+``users`` (partitioned by canonical user) applies events to profiles, fires due times and decides;
+``learner`` (one instance) trains the shared models and publishes their snapshots.
 """
 
 from agents.runtime import Runtime
@@ -11,7 +12,8 @@ __all__ = ["Runtime", "register"]
 
 def register(app: object, rt: Runtime) -> None:
     """Attach every agent to ``app`` (called by :func:`app.factory.create_app`)."""
-    from agents import ingest, users
+    from agents import ingest, learner, users
 
     ingest.register(app, rt)
     users.register(app, rt)
+    learner.register(app, rt)

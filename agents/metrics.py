@@ -12,7 +12,11 @@ EVENTS_CONSUMED = Counter(
 EVENTS_INVALID = Counter("nba_events_invalid_total", "Dead-lettered messages, by reason.", ["reason"])
 EVENTS_APPLIED = Counter("nba_events_applied_total", "Events applied to a profile.")
 EVENTS_DUPLICATE = Counter("nba_events_duplicate_total", "Duplicate events dropped (channel, event_id).")
-EVENTS_LATE = Counter("nba_events_late_total", "Events older than the user's dedupe window, not applied.")
+EVENTS_LATE = Counter(
+    "nba_events_late_total",
+    "Events older than the user's dedupe window behind their newest event: not applied (cannot be "
+    "proved new). Out-of-order events within the window are applied exactly.",
+)
 EVENTS_PARK_OVERFLOW = Counter(
     "nba_events_park_overflow_total",
     "Forwarded events dropped because a user already held the most events awaiting a merge.",
@@ -28,7 +32,26 @@ ACTIONS_PUBLISHED = Counter(
 )
 ACTIONS_SUPPRESSED = Counter("nba_actions_suppressed_total", "Decisions not sent (no-send mode).")
 DUE_FIRED = Counter("nba_due_fired_total", "Due-time wake-ups fired by the event-time watermark.")
-USERS_DORMANT = Counter("nba_users_dormant_total", "Users marked dormant by the due-time index.")
+LIFECYCLE_TRANSITIONS = Counter(
+    "nba_lifecycle_transitions_total",
+    "Lifecycle stage changes published to users.lifecycle.",
+    ["from_stage", "to_stage"],
+)
+SEGMENT_MOVES = Counter(
+    "nba_segment_moves_total",
+    "Users assigned a different segment on an event ('none': first assignment).",
+    ["from_segment", "to_segment"],
+)
+TRAINING_SAMPLES = Counter("nba_training_samples_total", "Profile samples sent to the training stream.")
+LEARNED_SAMPLES = Counter(
+    "nba_model_samples_learned_total", "Training samples learned by the learner, by model.", ["model"]
+)
+SNAPSHOTS = Counter("nba_model_snapshots_total", "Model snapshots published, by model.", ["model"])
+SEGMENT_SHARE = Gauge(
+    "nba_segment_share",
+    "Share of recent training samples per segment (learner's view; sizes in users: GET /segments).",
+    ["segment"],
+)
 PROCESSING_LATENCY = Histogram(
     "nba_processing_latency_seconds",
     "Wall time from ingress arrival (record timestamp) to the profile update.",

@@ -6,14 +6,16 @@ Agents import no settings: the app converts settings into this object.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
+from models.catalog import CatalogEntry
 from models.clock import PartitionClock
-from models.decision import CatalogEntry, RulePolicy
+from models.segmentation import Segmenter
+from models.user_step import StepConfig
 from schemas.validate import ValidationPolicy
 
 
@@ -28,6 +30,9 @@ class Mirror(Protocol):
 
 
 class Mirrored(Protocol):
+    segment: int | None
+    merged_into: str | None
+
     def public_json(self) -> bytes: ...
 
 
@@ -67,7 +72,16 @@ class TimeRules:
     lateness_s: float
     backfill_max_age_s: float
     due_bucket_s: float
-    dormant_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerRules:
+    """How the learner trains and publishes the shared models."""
+
+    segmenter: Callable[[], Segmenter]
+    """Builds a fresh segmentation model (when there is no snapshot to restore)."""
+    snapshot_every: int = 1_000
+    snapshot_interval_s: float = 30.0
 
 
 @dataclass
@@ -75,14 +89,22 @@ class Runtime:
     prefix: str
     validation: ValidationPolicy
     time: TimeRules
-    rule: RulePolicy
+    step: StepConfig
     no_send: bool
     mirror: Mirror
+    learner: LearnerRules = field(default_factory=lambda: LearnerRules(Segmenter))
+    models: Mapping[str, Any] = field(default_factory=dict)
+    """The latest model snapshots by name (scoring reads ``models["segmentation"]``)."""
+    sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
+    """Waits until ``models`` holds every snapshot published so far; returns their headers."""
     # Faust objects (typed Any: faust ships no type information we can check against)
     ingress: Any = None
     user_stream: Any = None
     dlq: Any = None
     actions: Any = None
+    lifecycle: Any = None
+    training: Any = None
+    models_topic: Any = None
     identity: Any = None
     """anonymous id -> linked user id (bytes)."""
     profiles: Any = None

@@ -13,6 +13,7 @@ Faust co-partitions topics with equal partition counts). Messages:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +27,12 @@ from models.decision import Decision
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.identity import external_id, routing_id
+from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
-from models.user_step import StepConfig, on_due, on_event
+from models.segmentation import Segmenter
+from models.user_step import on_due, on_event
 from schemas.actions import NextBestAction
+from schemas.lifecycle import LifecycleChange
 
 
 def _load(rt: Runtime, canonical: str) -> Profile | None:
@@ -62,17 +66,7 @@ def _clock(rt: Runtime, partition: int) -> PartitionClock:
     return clock
 
 
-def step_config(rt: Runtime) -> StepConfig:
-    return StepConfig(
-        dedupe_window_s=rt.time.dedupe_window_s,
-        dormant_after_s=rt.time.dormant_after_s,
-        backfill_max_age_s=rt.time.backfill_max_age_s,
-        send_enabled=not rt.no_send,
-        rule=rt.rule,
-    )
-
-
-def to_action(canonical: str, d: Decision) -> NextBestAction:
+def to_action(canonical: str, d: Decision, profile: Profile | None = None) -> NextBestAction:
     kind, uid = external_id(canonical)
     return NextBestAction(
         action_id=d.action_id,
@@ -87,7 +81,38 @@ def to_action(canonical: str, d: Decision) -> NextBestAction:
         trigger_event_id=d.trigger_event_id,
         created_at=datetime.fromtimestamp(d.created_at, UTC),
         expires_at=datetime.fromtimestamp(d.expires_at, UTC),
+        segment=profile.segment if profile else None,
+        stage=profile.stage if profile else None,
     )
+
+
+def to_lifecycle(change: Transition, segment: int | None) -> LifecycleChange:
+    kind, uid = external_id(change.canonical)
+    return LifecycleChange.model_validate(
+        {
+            "user_id": uid,
+            "user_kind": "user" if kind == "user" else "anonymous",
+            "from": change.from_stage,
+            "to": change.to_stage,
+            "at": datetime.fromtimestamp(change.at, UTC),
+            "reason": change.reason,
+            "segment": segment,
+        }
+    )
+
+
+def _segmenter(rt: Runtime) -> Segmenter | None:
+    model = rt.models.get("segmentation")
+    return model if isinstance(model, Segmenter) else None
+
+
+async def _publish_changes(rt: Runtime, profile: Profile, changes: Iterable[Transition]) -> None:
+    for change in changes:
+        metrics.LIFECYCLE_TRANSITIONS.labels(change.from_stage, change.to_stage).inc()
+        record = to_lifecycle(change, profile.segment)
+        await rt.lifecycle.send(
+            key=record.user_id.encode(), value=record.model_dump_json(by_alias=True).encode()
+        )
 
 
 async def hop(rt: Runtime, msg: dict[str, Any]) -> None:
@@ -95,7 +120,7 @@ async def hop(rt: Runtime, msg: dict[str, Any]) -> None:
     await rt.user_stream.send(key=routing_id(msg["canonical"]).encode(), value=orjson.dumps(msg))
 
 
-async def _advance(rt: Runtime, partition: int, ts: float, cfg: StepConfig) -> None:
+async def _advance(rt: Runtime, partition: int, ts: float) -> None:
     """Move the partition's watermark and fire the due times it passed."""
     clock = _clock(rt, partition)
     if not clock.observe(ts, lateness_s=rt.time.lateness_s) or clock.watermark is None:
@@ -110,9 +135,12 @@ async def _advance(rt: Runtime, partition: int, ts: float, cfg: StepConfig) -> N
     for member in due:
         metrics.DUE_FIRED.inc()
         profile = _load(rt, member)
-        if profile is not None and on_due(profile, clock.watermark, cfg):
-            metrics.USERS_DORMANT.inc()
+        if profile is None:
+            continue
+        changes = on_due(profile, clock.watermark, index, rt.step, _segmenter(rt))
+        if changes is not None:
             _store(rt, profile)
+            await _publish_changes(rt, profile, changes)
 
 
 async def _apply(
@@ -121,7 +149,6 @@ async def _apply(
     profile: Profile,
     facts: EventFacts,
     arrived_ms: int,
-    cfg: StepConfig,
 ) -> bool:
     """Apply one event; ``True`` if the profile changed (so it must be stored)."""
     assert rt.due is not None
@@ -130,8 +157,9 @@ async def _apply(
         facts,
         watermark=_clock(rt, partition).watermark,
         due=DueIndex(rt.due, partition, rt.time.due_bucket_s),
-        cfg=cfg,
+        cfg=rt.step,
         catalog=rt.catalog,
+        segmenter=_segmenter(rt),
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
@@ -142,8 +170,15 @@ async def _apply(
     metrics.EVENTS_APPLIED.inc()
     metrics.EVENTS_BACKFILL.inc(result.backfill)
     metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
+    if result.moved is not None:
+        old, new = result.moved
+        metrics.SEGMENT_MOVES.labels("none" if old is None else str(old), str(new)).inc()
+    await _publish_changes(rt, profile, result.transitions)
+    if result.sample is not None:
+        metrics.TRAINING_SAMPLES.inc()
+        await rt.training.send(value=orjson.dumps({"x": result.sample, "at": facts.ts}))
     if result.decision is not None:
-        await _publish(rt, profile.canonical, result.decision, arrived_ms)
+        await _publish(rt, profile, result.decision, arrived_ms)
     return True
 
 
@@ -153,7 +188,6 @@ async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     if profile.merged_into is not None:  # an anonymous id folded into a user: forward
         await hop(rt, {**msg, "canonical": profile.merged_into, "via": canonical})
         return
-    cfg = step_config(rt)
     facts = EventFacts.from_dict(msg["facts"])
     via = msg.get("via")
     if needs_merge_first(profile, via):
@@ -162,16 +196,16 @@ async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
             _store(rt, profile)
         else:
             metrics.EVENTS_PARK_OVERFLOW.inc()
-    elif await _apply(rt, partition, profile, facts, msg["arrived_ms"], cfg):
+    elif await _apply(rt, partition, profile, facts, msg["arrived_ms"]):
         _store(rt, profile)
-    await _advance(rt, partition, facts.ts, cfg)
+    await _advance(rt, partition, facts.ts)
 
 
-async def _publish(rt: Runtime, canonical: str, decision: Decision, arrived_ms: int) -> None:
+async def _publish(rt: Runtime, profile: Profile, decision: Decision, arrived_ms: int) -> None:
     if rt.no_send:
         metrics.ACTIONS_SUPPRESSED.inc()
         return
-    action = to_action(canonical, decision)
+    action = to_action(profile.canonical, decision, profile)
     await rt.actions.send(key=action.user_id.encode(), value=action.model_dump_json().encode())
     metrics.ACTIONS_PUBLISHED.labels(action.action_type, action.channel).inc()
     metrics.ACTION_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
@@ -194,9 +228,8 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
     if not merge_into(profile, anon):
         return
     metrics.PROFILES_MERGED.inc()
-    cfg = step_config(rt)
     for facts in take_parked(profile, anon.canonical):
-        await _apply(rt, partition, profile, facts, int(time.time() * 1000), cfg)
+        await _apply(rt, partition, profile, facts, int(time.time() * 1000))
     _store(rt, profile)
 
 

@@ -27,9 +27,12 @@ Figures (JSON keys; the README lists them all):
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
+import random
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,13 +40,19 @@ from typing import Any
 import orjson
 
 from app.logs import Mapping, ReadStats, read_ordered
+from app.rules import new_segmenter, step_config
+from app.settings import Settings
+from models import features as feats
+from models.catalog import CatalogEntry
 from models.clock import PartitionClock
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.identity import LinkOutcome, anon_key, resolve
 from models.metrics import roc_auc
 from models.profile import Applied, Profile, merge_into
-from models.user_step import StepConfig, on_due, on_event
+from models.segmentation import Segmenter
+from models.user_step import on_due, on_event
+from schemas.catalog import CatalogItem
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 
 DAY = 86_400.0
@@ -52,8 +61,6 @@ MODEL_KEYS = {
     "churn.true_auc": "issue 5 (churn model)",
     "churn.batch_auc": "issue 5 (churn model)",
     "churn.ece": "issue 5 (churn model)",
-    "segmentation.ari": "issue 4 (segmentation)",
-    "segmentation.offline_kmeans_ari": "issue 4 (segmentation)",
     "similarity.hr10": "issue 6 (item similarity)",
     "similarity.hr10_itemknn": "issue 6 (item similarity)",
 }
@@ -66,6 +73,7 @@ class EvalConfig:
     lateness_s: float = 300.0
     top_k: int = 10
     max_rows_in_memory: int = 200_000
+    min_events_for_ari: int = 5
 
 
 @dataclass(slots=True)
@@ -78,11 +86,21 @@ class _Snapshot:
 class Evaluation:
     """The state of one prequential run (fed record by record, in event-time order)."""
 
-    def __init__(self, cfg: EvalConfig, policy: ValidationPolicy, truth: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        cfg: EvalConfig,
+        policy: ValidationPolicy,
+        truth: dict[str, Any] | None,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = settings or Settings()
         self.cfg = cfg
+        self.snapshot_every = settings.segments.snapshot_every
         self.policy = policy
         self.truth_churn: dict[str, float | None] | None = None
+        self.truth_persona: dict[str, str] = {}
         if truth is not None:
+            self.truth_persona = {uid: u["persona"] for uid, u in truth["users"].items()}
             self.truth_churn = {
                 uid: (
                     datetime.fromisoformat(u["churn_at"].replace("Z", "+00:00")).timestamp()
@@ -91,7 +109,7 @@ class Evaluation:
                 )
                 for uid, u in truth["users"].items()
             }
-        self.step = StepConfig(send_enabled=False)
+        self.step = replace(step_config(settings), send_enabled=False)
         self.profiles: dict[str, Profile] = {}
         self.links: dict[str, str] = {}
         self.clock = PartitionClock()
@@ -109,12 +127,25 @@ class Evaluation:
         self.hits: list[tuple[float, int]] = []
         self.daily_events: Counter[int] = Counter()
         self.profile_seconds = 0.0
+        self.catalog: dict[str, CatalogEntry] = {}
+        self.segmenter = new_segmenter(settings)
+        self.scorer: Segmenter | None = None
+        self.samples = 0
+        self.transitions: Counter[str] = Counter()
+        self.daily_segments: dict[str, int] = {}
+        self.segment_changes: list[tuple[int, int, int]] = []
+        """(day, users scored, users whose segment changed since the previous day)."""
+        self.centroid_history: list[tuple[int, dict[int, dict[str, float]]]] = []
+        self.last_ts: float | None = None
 
     # -- the stream -------------------------------------------------------------------------
     def feed(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
         parsed = parse_ingress_topic("", topic)
         if parsed is None:
-            self.counts[f"other:{topic}"] += 1
+            if topic == "catalog.items":
+                self._catalog(value)
+            else:
+                self.counts[f"other:{topic}"] += 1
             return
         result = validate(
             orjson.dumps(value),
@@ -142,9 +173,22 @@ class Evaluation:
         if facts.type == "purchase" and facts.item_id:
             self._score_purchase(profile, facts)
         started = time.perf_counter()
-        result_step = on_event(profile, facts, watermark=self.clock.watermark, due=self.due, cfg=self.step)
+        result_step = on_event(
+            profile,
+            facts,
+            watermark=self.clock.watermark,
+            due=self.due,
+            cfg=self.step,
+            catalog=self.catalog,
+            segmenter=self.scorer,
+        )
         self.profile_seconds += time.perf_counter() - started
         self.counts[result_step.outcome.value] += 1
+        for change in result_step.transitions:
+            self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
+        if result_step.sample is not None:
+            self._learn(result_step.sample)
+        self.last_ts = facts.ts if self.last_ts is None else max(self.last_ts, facts.ts)
         if result_step.outcome is Applied.applied:
             self.daily_events[int(facts.ts // DAY)] += 1
             self._resolve_retained(profile.canonical, facts.ts)
@@ -157,7 +201,8 @@ class Evaluation:
             for member in due:
                 p = self.profiles.get(member)
                 if p is not None:
-                    on_due(p, self.clock.watermark, self.step)
+                    for change in on_due(p, self.clock.watermark, self.due, self.step, self.scorer) or ():
+                        self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
             self._resolve_churned(self.clock.watermark)
 
     def _merge(self, anon: str, user: str) -> None:
@@ -171,12 +216,49 @@ class Evaluation:
         elif source is None:
             self.profiles[anon] = Profile(anon, merged_into=user)
 
+    def _catalog(self, value: dict[str, Any]) -> None:
+        try:
+            item = CatalogItem.model_validate(value)
+        except ValueError:
+            self.counts["rejected:catalog"] += 1
+            return
+        self.catalog[item.item_id] = CatalogEntry.from_item(item)
+
+    # -- segmentation: one learner, scoring from its latest snapshot ----------------------
+    def _learn(self, sample: dict[str, float]) -> None:
+        self.segmenter.learn_one(sample)
+        self.samples += 1
+        if self.segmenter.ready and (self.scorer is None or self.samples % self.snapshot_every == 0):
+            self.segmenter.stabilize()
+            self.scorer = self.segmenter.clone_for_scoring()
+
+    def _segment_day(self, t: float) -> None:
+        """Daily: how many active users changed segment since yesterday, and the centroids."""
+        if self.scorer is None:
+            return
+        day = int(t // DAY)
+        scored = changed = 0
+        for canonical, p in self.profiles.items():
+            if (
+                p.merged_into is None
+                and p.last_seen is not None
+                and t - p.last_seen <= self.cfg.active_window_s
+            ):
+                seg = self.scorer.predict_one(feats.profile_features(p, t))
+                prev = self.daily_segments.get(canonical)
+                scored += 1
+                changed += prev is not None and prev != seg
+                self.daily_segments[canonical] = seg
+        self.segment_changes.append((day, scored, changed))
+        self.centroid_history.append((day, self.scorer.scaled_centroids()))
+
     # -- churn: daily ticks in event time, labels resolved by the watermark ----------------
     def _tick_until(self, ts: float) -> None:
         if self.next_tick is None:
             self.next_tick = (ts // DAY + 1) * DAY
         while ts >= self.next_tick:
             t = self.next_tick
+            self._segment_day(t)
             for canonical, p in self.profiles.items():
                 if (
                     p.merged_into is None
@@ -252,6 +334,8 @@ class Evaluation:
         if self.truth_churn is not None:
             pairs = [(s, t) for _, _, t, s in self.labelled if t is not None]
             out["churn.true_rule_auc"] = _r(roc_auc([s for s, _ in pairs], [t for _, t in pairs]))
+        out.update(self._segmentation_report())
+        out.update(self._lifecycle_report())
         out.update(dict.fromkeys(MODEL_KEYS))
         out["absent"] = {k: f"not implemented yet: {v}" for k, v in MODEL_KEYS.items()}
         if self.truth_churn is None:
@@ -261,6 +345,114 @@ class Evaluation:
             "events": [self.daily_events[d] for d in sorted(self.daily_events)],
         }
         return out
+
+    def _segmentation_report(self) -> dict[str, Any]:
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import adjusted_rand_score
+        from sklearn.preprocessing import StandardScaler
+
+        out: dict[str, Any] = {
+            "segmentation.n_segments": self.segmenter.n_segments,
+            "segmentation.samples": self.samples,
+            "segmentation.ari": None,
+            "segmentation.offline_kmeans_ari": None,
+            "segmentation.ari_ratio": None,
+        }
+        recent = self.segment_changes[-30:]
+        if recent:
+            out["segmentation.daily_change_rate"] = round(
+                sum(c for *_, c in recent) / max(1, sum(n for _, n, _ in recent)), 4
+            )
+        drifts = []
+        for (_, a), (_, b) in itertools.pairwise(self.centroid_history[-31:]):
+            drifts += [
+                math.dist([a[i][k] for k in feats.FEATURES], [b[i][k] for k in feats.FEATURES])
+                for i in a
+                if i in b
+            ]
+        if drifts:
+            out["segmentation.centroid_drift_per_day"] = round(sum(drifts) / len(drifts), 4)
+        if self.scorer is not None:
+            out["segmentation.descriptions"] = {str(k): v for k, v in self.scorer.describe().items()}
+        if not self.truth_persona or self.scorer is None or self.last_ts is None:
+            return out
+        users = [
+            (c, p)
+            for c, p in sorted(self.profiles.items())
+            if c.startswith("u:")
+            and p.merged_into is None
+            and p.events >= self.cfg.min_events_for_ari
+            and c[2:] in self.truth_persona
+        ]
+        k = self.segmenter.n_segments
+        if len(users) < k:
+            return out
+        xs = [feats.profile_features(p, self.last_ts) for _, p in users]
+        out["segmentation.k_by_silhouette"] = choose_k([[x[f] for f in feats.FEATURES] for x in xs])
+        personas = [self.truth_persona[c[2:]] for c, _ in users]
+        online = [self.scorer.predict_one(x) for x in xs]
+        matrix = StandardScaler().fit_transform([[x[k] for k in feats.FEATURES] for x in xs])
+        offline = KMeans(n_clusters=k, n_init=10, random_state=self.segmenter.seed).fit_predict(matrix)
+        ari, offline_ari = adjusted_rand_score(personas, online), adjusted_rand_score(personas, offline)
+        out["segmentation.users_scored"] = len(users)
+        out["segmentation.ari"] = _r(float(ari))
+        out["segmentation.offline_kmeans_ari"] = _r(float(offline_ari))
+        out["segmentation.ari_ratio"] = _r(float(ari / offline_ari)) if offline_ari > 0 else None
+        return out
+
+    def _lifecycle_report(self) -> dict[str, Any]:
+        users = {c: p for c, p in self.profiles.items() if p.merged_into is None and p.last_seen is not None}
+        out: dict[str, Any] = {
+            "lifecycle.stages": dict(sorted(Counter(p.stage for p in users.values()).items())),
+            "lifecycle.transitions": sum(self.transitions.values()),
+        }
+        if self.truth_churn is None or self.last_ts is None:
+            return out
+        end = self.last_ts
+        churned = [
+            p
+            for c, p in users.items()
+            if c.startswith("u:")
+            and self.truth_churn.get(c[2:]) is not None
+            and p.last_seen is not None
+            and p.last_seen <= end - self.cfg.horizon_s
+        ]
+        active = [
+            p
+            for c, p in users.items()
+            if c.startswith("u:") and c[2:] in self.truth_churn and self.truth_churn[c[2:]] is None
+        ]
+        if churned:
+            out["lifecycle.dormant_recall_churned"] = _r(
+                sum(p.stage == "dormant" for p in churned) / len(churned)
+            )
+        if active:
+            out["lifecycle.dormant_rate_active"] = _r(sum(p.stage == "dormant" for p in active) / len(active))
+        out["lifecycle.churned_users"] = len(churned)
+        out["lifecycle.active_users"] = len(active)
+        return out
+
+
+def choose_k(
+    rows: list[list[float]], ks: range = range(2, 11), sample: int = 3_000, seed: int = 0
+) -> dict[str, Any]:
+    """The number of segments a data-driven criterion picks, without any truth: the mean
+    silhouette of offline k-means (standardised features, a seeded sample of users) for each k."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    rng = random.Random(seed)
+    picked = rows if len(rows) <= sample else rng.sample(rows, sample)
+    matrix = StandardScaler().fit_transform(picked)
+    scores = {}
+    for k in ks:
+        if k >= len(picked):
+            break
+        labels = KMeans(n_clusters=k, n_init=5, random_state=seed).fit_predict(matrix)
+        scores[k] = round(float(silhouette_score(matrix, labels)), 4)
+    best = max(scores, key=lambda k: scores[k]) if scores else None
+    return {"best": best, "silhouette": {str(k): v for k, v in scores.items()}}
 
 
 def _r(x: float | None) -> float | None:

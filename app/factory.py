@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -11,16 +12,17 @@ import redis.asyncio as aioredis
 from faust.sensors import Sensor
 
 import agents
-from agents.runtime import JsonTable, Runtime, TimeRules
+from agents.runtime import JsonTable, LearnerRules, Runtime, TimeRules
 from agents.users import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
 from app.faust_fixes import drain_before_commit
 from app.kafka import client_kwargs
+from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
+from app.rules import new_segmenter, step_config
 from app.settings import Settings
 from app.topics import TopicNames
-from models.decision import RulePolicy
 from schemas.validate import ValidationPolicy
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         settings.redis.url,
         password=settings.redis.password.get_secret_value() if settings.redis.password else None,
     )
-    mirror = RedisMirror(redis_client, settings.redis.key_prefix)
+    seg = settings.segments
+    mirror = RedisMirror(redis_client, settings.redis.key_prefix, seg.n_segments)
     catalog = CatalogCache(names.catalog, client_kwargs(settings))
+    store = ModelStore(names.models, client_kwargs(settings))
     t = settings.time
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,
@@ -98,19 +102,27 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             base_currency=settings.ingress.base_currency,
             fx_rates=dict(settings.ingress.fx_rates),
         ),
-        time=TimeRules(
-            t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s, t.dormant_after_s
-        ),
-        rule=RulePolicy(settings.rule.views_threshold, settings.rule.cooldown_s, settings.rule.expiry_s),
+        time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
+        step=step_config(settings),
         no_send=settings.worker.no_send,
         mirror=mirror,
         catalog=catalog.items,
+        learner=LearnerRules(
+            segmenter=functools.partial(new_segmenter, settings),
+            snapshot_every=seg.snapshot_every,
+            snapshot_interval_s=seg.snapshot_interval_s,
+        ),
+        models=store.models,
+        sync_models=store.sync,
     )
     # Topics and tables, all in one place.
     rt.ingress = app.topic(*names.all_ingress, **raw)
     rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
     rt.dlq = app.topic(names.dlq, **raw)
     rt.actions = app.topic(names.actions, **raw)
+    rt.lifecycle = app.topic(names.lifecycle, **raw)
+    rt.training = app.topic(names.training, partitions=1, **raw)
+    rt.models_topic = app.topic(names.models, partitions=1, **raw)
 
     def table(name: str) -> Any:
         return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=bytes)
@@ -125,7 +137,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     commits = web.CommitTracker()
     app.sensors.add(_CommitSensor(commits))
     readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
-    web.register(app, readiness, mirror)
+    web.register(app, readiness, mirror, store)
 
     @app.task
     async def mirror_loop() -> None:
@@ -141,6 +153,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
                 await catalog.run()
             except Exception as exc:
                 log.warning("catalog reader stopped (%r); restarting in 5s", exc)
+                await asyncio.sleep(5)
+
+    @app.task
+    async def model_loop() -> None:
+        while True:
+            try:
+                await store.run()
+            except Exception as exc:
+                log.warning("model snapshot reader stopped (%r); restarting in 5s", exc)
                 await asyncio.sleep(5)
 
     @app.on_rebalance_complete.connect

@@ -6,6 +6,9 @@ recovery the worker re-mirrors the profiles it owns (see ``agents.users.resync_m
 crash between a table write and a flush leaves Redis stale only until the restart completes.
 
 Keys: ``{prefix}profile:{canonical}`` (JSON); canonical is ``u:<user_id>`` or ``a:<anonymous_id>``.
+``{prefix}segment:{id}``: the set of canonical users in segment ``id`` (a user is added to their
+segment and removed from every other in the same pipeline, so redelivered writes are harmless;
+a merged anonymous profile belongs to none). ``GET /segments`` reads the sizes with ``SCARD``.
 """
 
 from __future__ import annotations
@@ -25,13 +28,24 @@ _CHUNK = 2_000
 
 
 class RedisMirror:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, n_segments: int = 0) -> None:
         self.client = client
         self.prefix = prefix
+        self.n_segments = n_segments
         self._dirty: dict[str, Mirrored] = {}
 
     def key(self, canonical: str) -> str:
         return f"{self.prefix}profile:{canonical}"
+
+    def segment_key(self, segment: int) -> str:
+        return f"{self.prefix}segment:{segment}"
+
+    async def segment_sizes(self) -> dict[int, int]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for i in range(self.n_segments):
+                pipe.scard(self.segment_key(i))
+            sizes = await pipe.execute()
+        return dict(enumerate(int(n) for n in sizes))
 
     def put(self, key: str, value: Mirrored) -> None:
         self._dirty[key] = value
@@ -51,6 +65,14 @@ class RedisMirror:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for canonical, value in items[start : start + _CHUNK]:
                         pipe.set(self.key(canonical), value.public_json())
+                        segment = None if value.merged_into else value.segment
+                        if segment is None and not value.merged_into:
+                            continue
+                        for i in range(self.n_segments):
+                            if i == segment:
+                                pipe.sadd(self.segment_key(i), canonical)
+                            else:
+                                pipe.srem(self.segment_key(i), canonical)
                     await pipe.execute()
         except Exception as exc:
             metrics.MIRROR_ERRORS.inc()

@@ -99,7 +99,50 @@ class TimeSettings(BaseModel):
         description="Events older than this behind the watermark never trigger an action.",
     )
     due_bucket_s: float = Field(3600.0, gt=0, description="Granularity of the due-time index.")
-    dormant_after_s: float = Field(30 * DAY, gt=0, description="Silence after which a user is dormant.")
+
+
+class LifecycleSettings(BaseModel):
+    """Lifecycle stage rules (see models/lifecycle.py); counts, and days of event time."""
+
+    activation_events: int = Field(
+        5, ge=1, description="Events that activate a user without a meaningful one."
+    )
+    retention_days: int = Field(3, ge=2, description="Distinct active days of an activated user: retention.")
+    expansion_purchases: int = Field(2, ge=2, description="Purchases that make expansion.")
+    loyalty_purchases: int = Field(
+        3, ge=2, description="Purchases (with a share, sustained) that make loyalty."
+    )
+    loyalty_recent_days: int = Field(4, ge=1, description="Active days needed in the loyalty window.")
+    loyalty_window_days: int = Field(30, ge=1, description="Window before the newest event for loyalty.")
+    default_rhythm_days: float = Field(
+        7.0, gt=0, description="Rhythm of a user with fewer than 2 active days."
+    )
+    at_risk_factor: float = Field(2.0, gt=0, description="At risk after this many times the user's rhythm...")
+    at_risk_min_days: float = Field(3.0, gt=0, description="...but never before this...")
+    at_risk_max_days: float = Field(10.0, gt=0, description="...and always after this.")
+    dormant_factor: float = Field(3.0, gt=0, description="Dormant after this many times the user's rhythm...")
+    dormant_min_days: float = Field(7.0, gt=0, description="...but never before this...")
+    dormant_max_days: float = Field(14.0, gt=0, description="...and always after this.")
+
+
+class SegmentSettings(BaseModel):
+    """Online segmentation (see models/segmentation.py)."""
+
+    n_segments: int = Field(5, ge=2, le=20, description="Number of segments (see README: how it was chosen).")
+    halflife: float = Field(0.001, gt=0, le=1, description="Floor of a centroid's learning rate.")
+    warmup: int = Field(500, ge=10, description="Training samples before the centroids are seeded.")
+    freeze_scaler_after: int = Field(
+        5_000, ge=10, description="Training samples after which scaling is fixed."
+    )
+    seed: int = Field(42, description="Seed of the segmentation model.")
+    train_interval_s: float = Field(
+        DAY, ge=0, description="Event time between two training samples of one user."
+    )
+    train_min_events: int = Field(5, ge=1, description="Users with fewer events send no training samples.")
+    snapshot_every: int = Field(1_000, ge=1, description="Training samples between model snapshots.")
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="Wall seconds after which pending samples are snapshotted anyway."
+    )
 
 
 class RuleSettings(BaseModel):
@@ -111,7 +154,8 @@ class RuleSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """The one settings object. Sections: kafka, redis, worker, ingress, time, rule."""
+    """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments,
+    rule."""
 
     model_config = SettingsConfigDict(
         env_prefix="NBA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -122,6 +166,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     ingress: IngressSettings = IngressSettings()
     time: TimeSettings = TimeSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    segments: SegmentSettings = SegmentSettings()
     rule: RuleSettings = RuleSettings()
 
 

@@ -72,6 +72,18 @@ class TopicNames:
     def feedback(self) -> str:
         return f"{self.prefix}marketing.feedback"
 
+    @property
+    def lifecycle(self) -> str:
+        return f"{self.prefix}users.lifecycle"
+
+    @property
+    def training(self) -> str:
+        return f"{self.prefix}nba.training"
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}nba.models"
+
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic ``nba topics`` creates, with its documented contract."""
@@ -158,6 +170,33 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             schema="feedback.v1",
             producer="marketing senders",
             consumer="decisioning (next)",
+        ),
+        TopicSpec(
+            names.lifecycle,
+            n,
+            deleted_after(k.retention_actions_ms),
+            key="user_id (or anonymous_id)",
+            schema="lifecycle_change.v1",
+            producer="worker",
+            consumer="marketing tools (journeys, CRM)",
+        ),
+        TopicSpec(
+            names.training,
+            1,
+            deleted_after(k.retention_events_ms),
+            key="none",
+            schema="internal",
+            producer="worker (profile feature samples)",
+            consumer="worker: learner (one instance, the owner of its only partition)",
+        ),
+        TopicSpec(
+            names.models,
+            1,
+            compacted,
+            key="model name",
+            schema="internal (header + pickle)",
+            producer="worker: learner",
+            consumer="worker (every instance scores from the latest snapshot)",
         ),
     ]
     return specs

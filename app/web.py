@@ -15,6 +15,7 @@ from aiokafka.client import AIOKafkaClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents import metrics
+from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
 
 
@@ -107,7 +108,7 @@ async def update_lag(app: Any) -> None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
 
-def register(app: Any, readiness: Readiness, mirror: RedisMirror) -> None:
+def register(app: Any, readiness: Readiness, mirror: RedisMirror, store: ModelStore) -> None:
     @app.page("/metrics")
     async def prometheus(self: Any, request: Any) -> Any:
         await update_lag(app)
@@ -129,3 +130,26 @@ def register(app: Any, readiness: Readiness, mirror: RedisMirror) -> None:
         if profile is None:
             return self.json({"error": "unknown user", "user_id": user_id}, status=404)
         return self.json(profile)
+
+    @app.page("/segments")
+    async def segments(self: Any, request: Any) -> Any:
+        header = store.headers.get("segmentation")
+        if header is None:
+            return self.json({"model": None, "segments": [], "note": "no snapshot yet (still learning)"})
+        sizes = await mirror.segment_sizes()
+        return self.json(
+            {
+                "model": header["version"],
+                "n_learned": header["n_learned"],
+                "training_offset": header["offset"],
+                "segments": [
+                    {
+                        "segment": int(k),
+                        "description": v["description"],
+                        "users": sizes.get(int(k), 0),
+                        "share_of_recent_samples": v["share"],
+                    }
+                    for k, v in sorted(header["segments"].items(), key=lambda kv: int(kv[0]))
+                ],
+            }
+        )

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from models.catalog import CatalogEntry
 from models.facts import EventFacts
 from models.profile import Profile
 
@@ -31,13 +32,6 @@ class ContactState:
 
     def sent(self, action_type: str, at: float) -> ContactState:
         return replace(self, last_sent={**self.last_sent, action_type: at})
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogEntry:
-    title: str
-    price: float = 0.0
-    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,17 +18,35 @@ Promises
 
 from __future__ import annotations
 
+import bisect
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from models import decay
+from models.catalog import CatalogEntry
 from models.facts import EventFacts
 
 MAX_ITEMS = 50
 MAX_BOUGHT = 200
 MAX_PARKED = 10_000
+MAX_AFFINITIES = 24
+"""Category and tag affinities kept per user (the strongest, at the user's newest event)."""
+MAX_DAYS = 64
+"""Distinct active days kept per user (the most recent)."""
+COMPLETED = 0.9
+"""A view with at least this progress counts as completed."""
+ENGAGEMENT: dict[str, float] = {"view": 1.0, "click": 0.5, "share": 3.0, "purchase": 5.0}
+"""Engagement weight of an event by type (a view adds its progress on top): the preferred channel
+is the one with the most engagement over the last weeks, not the most events."""
+AFFINITY_HALF_LIFE = (30 * decay.DAY,)
+ENGAGEMENT_HALF_LIFE = (30 * decay.DAY,)
 
 
 class Applied(StrEnum):
@@ -57,7 +75,28 @@ class Profile:
     """item -> [view count, last view ts], the ``MAX_ITEMS`` most recently viewed."""
     bought: list[str] = field(default_factory=list)
     timezone: str | None = None
-    dormant: bool = False
+    decayed: dict[str, list[float]] = field(default_factory=dict)
+    """``all`` / ``t:<type>`` / ``c:<channel>`` -> decayed event counts ``[at, 1d, 7d, 30d]``."""
+    engagement: dict[str, list[float]] = field(default_factory=dict)
+    """channel -> engagement-weighted decayed count ``[at, 30d]`` (see ``ENGAGEMENT``)."""
+    affinity: dict[str, list[float]] = field(default_factory=dict)
+    """``cat:<category>`` / ``tag:<tag>`` -> engagement-weighted decayed count ``[at, 30d]``."""
+    progress_sum: float = 0.0
+    progress_views: int = 0
+    completed_views: int = 0
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    """Events per local hour of day (the event's own timezone, else UTC)."""
+    price_viewed: dict[str, int] = field(default_factory=dict)
+    price_bought: dict[str, int] = field(default_factory=dict)
+    days: list[int] = field(default_factory=list)
+    """Distinct active days (UTC day numbers), ascending, the ``MAX_DAYS`` most recent."""
+    engaged_at: float | None = None
+    """First meaningful engagement: a purchase, a share, or a view at least half watched."""
+    stage: str = "acquisition"
+    stage_since: float | None = None
+    segment: int | None = None
+    trained_at: float | None = None
+    """Event time of the user's last training sample for the shared models."""
     due_at: float | None = None
     """Event time at which the due-time index should wake this user, if scheduled."""
     contact: dict[str, float] = field(default_factory=dict)
@@ -97,18 +136,30 @@ class Profile:
         return cls.from_dict(orjson.loads(raw))
 
     def public_view(self) -> dict[str, Any]:
-        """What readers outside the worker see (Redis mirror, ``GET /users/{id}``): no dedupe record."""
-        return {name: getattr(self, name) for name in _PUBLIC_FIELDS}
+        """What readers outside the worker see (Redis mirror, ``GET /users/{id}``): no dedupe
+        record, plus the preferred channel."""
+        view = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
+        view["preferred_channel"] = self.preferred_channel
+        return view
 
     def public_json(self) -> bytes:
         return orjson.dumps(self.public_view())
 
     @property
     def preferred_channel(self) -> str | None:
-        """Most-used channel; ties broken by name so the choice is deterministic."""
-        if not self.by_channel:
+        """The channel with the most engagement over the last weeks (30-day half-life, at the
+        user's newest event); ties broken by name so the choice is deterministic."""
+        if not self.engagement:
             return None
-        return max(sorted(self.by_channel), key=lambda ch: self.by_channel[ch])
+        at = max(c[0] for c in self.engagement.values())
+        return max(
+            sorted(self.engagement),
+            key=lambda ch: decay.value_at(self.engagement[ch], at, 0, ENGAGEMENT_HALF_LIFE),
+        )
+
+    @property
+    def dormant(self) -> bool:
+        return self.stage == "dormant"
 
 
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
@@ -142,6 +193,7 @@ def apply_event(
     *,
     dedupe_window_s: float = 7 * 86_400,
     max_event_keys: int = 2_000,
+    catalog: Mapping[str, CatalogEntry] | None = None,
 ) -> Applied:
     """Apply one event to ``profile`` in place, at most once.
 
@@ -164,7 +216,7 @@ def apply_event(
     profile.by_channel[facts.channel] = profile.by_channel.get(facts.channel, 0) + 1
     profile.first_seen = facts.ts if profile.first_seen is None else min(profile.first_seen, facts.ts)
     profile.last_seen = facts.ts if profile.last_seen is None else max(profile.last_seen, facts.ts)
-    profile.dormant = False
+    _accumulate(profile, facts, (catalog or {}).get(facts.item_id or ""))
     if facts.timezone:
         profile.timezone = facts.timezone
     if facts.type == "purchase":
@@ -182,6 +234,72 @@ def apply_event(
             oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
             del profile.item_views[oldest]
     return Applied.applied
+
+
+def _bump(counters: dict[str, list[float]], key: str, ts: float, w: float, hl: tuple[float, ...]) -> None:
+    counter = counters.get(key)
+    if counter is None:
+        counters[key] = decay.new(ts, w, hl)
+    else:
+        decay.add(counter, ts, w, hl)
+
+
+def _local_hour(ts: float, tz: str | None) -> int:
+    if tz:
+        try:
+            return datetime.fromtimestamp(ts, _zone(tz)).hour
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return int(ts % 86_400 // 3_600)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _accumulate(profile: Profile, facts: EventFacts, item: CatalogEntry | None) -> None:
+    """The order-independent aggregates of one new event (sums, decayed sums, min, top-N sets)."""
+    ts, etype = facts.ts, facts.type
+    for key in ("all", f"t:{etype}", f"c:{facts.channel}"):
+        _bump(profile.decayed, key, ts, 1.0, decay.HALF_LIVES_S)
+    weight = ENGAGEMENT.get(etype, 0.0)
+    if etype == "view":
+        weight += facts.progress
+        profile.progress_sum += facts.progress
+        profile.progress_views += 1
+        profile.completed_views += facts.progress >= COMPLETED
+    _bump(profile.engagement, facts.channel, ts, weight, ENGAGEMENT_HALF_LIFE)
+    if etype == "purchase" or etype == "share" or (etype == "view" and facts.progress >= 0.5):
+        profile.engaged_at = ts if profile.engaged_at is None else min(profile.engaged_at, ts)
+    profile.hours[_local_hour(ts, facts.timezone)] += 1
+    day = int(ts // 86_400)
+    if day not in profile.days:
+        bisect.insort(profile.days, day)
+        del profile.days[:-MAX_DAYS]
+    if item is not None:
+        keys = [f"tag:{t}" for t in item.tags]
+        if item.category:
+            keys.append(f"cat:{item.category}")
+        for key in keys:
+            _bump(profile.affinity, key, ts, weight, AFFINITY_HALF_LIFE)
+        _prune_affinity(profile)
+        if etype == "view":
+            profile.price_viewed[item.price_band] = profile.price_viewed.get(item.price_band, 0) + 1
+        elif etype == "purchase":
+            profile.price_bought[item.price_band] = profile.price_bought.get(item.price_band, 0) + 1
+
+
+def _prune_affinity(profile: Profile) -> None:
+    if len(profile.affinity) <= MAX_AFFINITIES:
+        return
+    at = max(c[0] for c in profile.affinity.values())
+    ranked = sorted(
+        profile.affinity,
+        key=lambda k: (-decay.value_at(profile.affinity[k], at, 0, AFFINITY_HALF_LIFE), k),
+    )
+    for key in ranked[MAX_AFFINITIES:]:
+        del profile.affinity[key]
 
 
 def needs_merge_first(profile: Profile, via: str | None) -> bool:
@@ -238,6 +356,29 @@ def merge_into(target: Profile, source: Profile) -> bool:
             target.bought.append(item)
     del target.bought[:-MAX_BOUGHT]
     target.timezone = target.timezone or source.timezone
+    for mine, theirs, hl in (
+        (target.decayed, source.decayed, decay.HALF_LIVES_S),
+        (target.engagement, source.engagement, ENGAGEMENT_HALF_LIFE),
+        (target.affinity, source.affinity, AFFINITY_HALF_LIFE),
+    ):
+        for key, counter in theirs.items():
+            mine[key] = decay.combine(mine[key], counter, hl) if key in mine else list(counter)
+    _prune_affinity(target)
+    target.progress_sum += source.progress_sum
+    target.progress_views += source.progress_views
+    target.completed_views += source.completed_views
+    target.hours = [a + b for a, b in zip(target.hours, source.hours, strict=True)]
+    for mine_c, theirs_c in (
+        (target.price_viewed, source.price_viewed),
+        (target.price_bought, source.price_bought),
+    ):
+        for band, n in theirs_c.items():
+            mine_c[band] = mine_c.get(band, 0) + n
+    target.days = sorted(set(target.days) | set(source.days))[-MAX_DAYS:]
+    if source.engaged_at is not None:
+        target.engaged_at = (
+            source.engaged_at if target.engaged_at is None else min(target.engaged_at, source.engaged_at)
+        )
     target.seen.update(source.seen)
     target.dedupe_floor = max(target.dedupe_floor, source.dedupe_floor)
     target.seen = {k: v for k, v in target.seen.items() if v > target.dedupe_floor}

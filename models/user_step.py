@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models import lifecycle
+from models.catalog import CatalogEntry
 from models.clock import is_backfill
 from models.decision import (
-    CatalogEntry,
     ContactState,
     Decision,
     DecisionContext,
@@ -25,15 +26,22 @@ from models.decision import (
 )
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.lifecycle import next_wake, wake
+from models.features import profile_features
+from models.lifecycle import LifecyclePolicy, Transition
 from models.profile import Applied, Profile, apply_event
+from models.segmentation import Segmenter
 
 
 @dataclass(frozen=True, slots=True)
 class StepConfig:
     dedupe_window_s: float = 7 * 86_400.0
     max_event_keys: int = 2_000
-    dormant_after_s: float = 30 * 86_400.0
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    train_interval_s: float = 86_400.0
+    """A user contributes a training sample to the shared models at most once per this much
+    event time (on an applied event), so that heavy users do not dominate the training stream."""
+    train_min_events: int = 5
+    """Users with fewer events send no training samples: their rates are mostly noise."""
     backfill_max_age_s: float = 86_400.0
     send_enabled: bool = True
     """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
@@ -45,8 +53,12 @@ class StepResult:
     outcome: Applied
     backfill: bool = False
     decision: Decision | None = None
-    woken: bool = False
-    """The user was already past due when this (late) event rescheduled them."""
+    transitions: tuple[Transition, ...] = ()
+    """Lifecycle stage changes this event caused (in order)."""
+    sample: dict[str, float] | None = None
+    """Features to send to the shared models' training stream, if this event contributes one."""
+    moved: tuple[int | None, int] | None = None
+    """(old, new) segment, if the user's segment changed."""
 
 
 class _LazyRandom(random.Random):
@@ -90,18 +102,25 @@ def seeded_rng(canonical: str, salt: str) -> random.Random:
     return _LazyRandom(zlib.crc32(f"{canonical}|{salt}".encode()))
 
 
-def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> bool:
-    """Point the due-time index at the profile's next wake-up; apply it now if already past."""
-    at = next_wake(profile, cfg.dormant_after_s)
-    if at is None or at == profile.due_at:
-        return False
-    if watermark is not None and at <= watermark:
-        return wake(profile, watermark, cfg.dormant_after_s)
-    previous, profile.due_at = profile.due_at, at
-    if previous is None or due.bucket(previous) != due.bucket(at):
-        # a later time in the same bucket needs no new entry: the bucket fires after both
-        due.schedule(profile.canonical, at)
-    return False
+def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> list[Transition]:
+    """Point the due-time index at the profile's next wake-up; apply the ones already past."""
+    changes: list[Transition] = []
+    while True:
+        at = lifecycle.next_wake(profile, cfg.lifecycle)
+        if at is None or at == profile.due_at:
+            return changes
+        if watermark is not None and at <= watermark:
+            change = lifecycle.update(profile, max(at, watermark), cfg.lifecycle)
+            profile.due_at = None
+            if change is None:
+                return changes
+            changes.append(change)
+            continue
+        previous, profile.due_at = profile.due_at, at
+        if previous is None or due.bucket(previous) != due.bucket(at):
+            # a later time in the same bucket needs no new entry: the bucket fires after both
+            due.schedule(profile.canonical, at)
+        return changes
 
 
 def on_event(
@@ -112,6 +131,7 @@ def on_event(
     due: DueIndex,
     cfg: StepConfig,
     catalog: Mapping[str, CatalogEntry] | None = None,
+    segmenter: Segmenter | None = None,
 ) -> StepResult:
     """Apply ``facts`` to ``profile`` (in place) and decide whether to act on it.
 
@@ -124,13 +144,30 @@ def on_event(
     [False, False, True]
     """
     outcome = apply_event(
-        profile, facts, dedupe_window_s=cfg.dedupe_window_s, max_event_keys=cfg.max_event_keys
+        profile,
+        facts,
+        dedupe_window_s=cfg.dedupe_window_s,
+        max_event_keys=cfg.max_event_keys,
+        catalog=catalog,
     )
     if outcome is not Applied.applied:
         return StepResult(outcome)
-    woken = reschedule(profile, due, watermark, cfg)
+    assert profile.last_seen is not None
+    changes = []
+    change = lifecycle.update(profile, profile.last_seen, cfg.lifecycle)
+    if change is not None:
+        changes.append(change)
+    changes += reschedule(profile, due, watermark, cfg)
+    x = profile_features(profile, profile.last_seen)
+    moved = assign_segment(profile, x, segmenter)
+    sample = None
+    if profile.events >= cfg.train_min_events and (
+        profile.trained_at is None or profile.last_seen - profile.trained_at >= cfg.train_interval_s
+    ):
+        profile.trained_at = profile.last_seen
+        sample = x
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
-        return StepResult(outcome, backfill=True, woken=woken)
+        return StepResult(outcome, backfill=True, transitions=tuple(changes), sample=sample, moved=moved)
     decision, contact = decide(
         DecisionContext(
             profile=profile,
@@ -144,11 +181,38 @@ def on_event(
     )
     if decision is not None and cfg.send_enabled:
         profile.contact = dict(contact.last_sent)
-    return StepResult(outcome, decision=decision, woken=woken)
+    return StepResult(outcome, decision=decision, transitions=tuple(changes), sample=sample, moved=moved)
 
 
-def on_due(profile: Profile, watermark: float, cfg: StepConfig) -> bool:
-    """A due time fired for this user; ``True`` if the profile changed."""
+def assign_segment(
+    profile: Profile, x: dict[str, float], segmenter: Segmenter | None
+) -> tuple[int | None, int] | None:
+    """Score ``profile`` (features ``x``) with the latest segmentation snapshot; (old, new) if it moved."""
+    if segmenter is None or not segmenter.ready:
+        return None
+    new = segmenter.predict_one(x)
+    if new == profile.segment:
+        return None
+    old, profile.segment = profile.segment, new
+    return old, new
+
+
+def on_due(
+    profile: Profile,
+    watermark: float,
+    due: DueIndex,
+    cfg: StepConfig,
+    segmenter: Segmenter | None = None,
+) -> list[Transition] | None:
+    """A due time fired for this user at ``watermark``: the stage changes it caused (the segment
+    is re-scored too), or ``None`` if the hint was stale (the user was rescheduled since) and the
+    profile is unchanged."""
     if profile.due_at is None or profile.due_at > watermark:
-        return False  # a stale hint: the user was rescheduled since
-    return wake(profile, watermark, cfg.dormant_after_s)
+        return None
+    assign_segment(profile, profile_features(profile, watermark), segmenter)
+    profile.due_at = None
+    changes = []
+    change = lifecycle.update(profile, watermark, cfg.lifecycle)
+    if change is not None:
+        changes.append(change)
+    return changes + reschedule(profile, due, watermark, cfg)

@@ -49,3 +49,5 @@ class NextBestAction(BaseModel):
     created_at: AwareDatetime = Field(description="Event time of the decision.")
     send_at: AwareDatetime | None = Field(default=None, description="Earliest time to send; now if absent.")
     expires_at: AwareDatetime = Field(description="Do not send after this (event time).")
+    segment: int | None = Field(default=None, description="The user's segment when decided (added in v1.1).")
+    stage: str | None = Field(default=None, description="The user's lifecycle stage when decided (v1.1).")

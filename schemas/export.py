@@ -12,6 +12,7 @@ from schemas.catalog import CatalogItem
 from schemas.dlq import DeadLetter
 from schemas.events import Event
 from schemas.feedback import Feedback
+from schemas.lifecycle import LifecycleChange
 from schemas.users import ConsentEvent, EraseRequest
 
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -22,6 +23,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "consent.v1": ConsentEvent,
     "erase_request.v1": EraseRequest,
     "feedback.v1": Feedback,
+    "lifecycle_change.v1": LifecycleChange,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

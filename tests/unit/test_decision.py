@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from models.decision import CatalogEntry, ContactState, DecisionContext, RulePolicy, decide
+from models.catalog import CatalogEntry
+from models.decision import ContactState, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile
@@ -67,17 +68,25 @@ def test_no_send_mode_decides_without_recording_contact() -> None:
     assert p.contact == {}
 
 
-def test_silent_user_becomes_dormant_through_the_due_index_and_wakes_on_activity() -> None:
+def test_silent_user_goes_at_risk_then_dormant_through_the_due_index_and_wakes_on_activity() -> None:
     store: dict[str, list[str]] = {}
     p, idx = Profile("u:1"), DueIndex(store, 0, bucket_s=3600)
-    cfg = StepConfig(dormant_after_s=10 * DAY)
+    cfg = StepConfig()  # one active day: default rhythm 7 days -> at risk after 10, dormant after 14
     on_event(p, view(0, 0.0), watermark=0.0, due=idx, cfg=cfg)
-    assert p.due_at == 10 * DAY and store
-    assert not on_due(p, 5 * DAY, cfg)
+    assert p.due_at == 10 * DAY and store and p.stage == "acquisition"
+    assert on_due(p, 5 * DAY, idx, cfg) is None  # not due yet: a stale hint changes nothing
     due, _ = idx.pop_due(11 * DAY, 0)
-    assert due == ["u:1"] and on_due(p, 11 * DAY, cfg) and p.dormant
-    on_event(p, view(1, 12 * DAY), watermark=11 * DAY, due=idx, cfg=cfg)
-    assert not p.dormant and p.due_at == 22 * DAY
+    changes = on_due(p, 11 * DAY, idx, cfg)
+    assert due == ["u:1"] and changes is not None
+    assert [(c.from_stage, c.to_stage) for c in changes] == [("acquisition", "at_risk")]
+    assert p.due_at == 14 * DAY
+    due, _ = idx.pop_due(15 * DAY, 0)
+    changes = on_due(p, 15 * DAY, idx, cfg)
+    assert due == ["u:1"] and changes is not None and p.dormant
+    assert [(c.to_stage, c.at) for c in changes] == [("dormant", 15 * DAY)]
+    result = on_event(p, view(1, 16 * DAY), watermark=15 * DAY, due=idx, cfg=cfg)
+    assert not p.dormant and [c.to_stage for c in result.transitions] == ["acquisition"]
+    assert p.due_at is not None and p.due_at > 16 * DAY
 
 
 def test_decision_random_source_is_seeded_reproducible_and_pickles() -> None:

@@ -27,7 +27,7 @@ async def _fill_slow_buffer(app: faust.App, n: int, per_message_s: float) -> Any
     class _Fut:
         message = _Message()
 
-    for i in range(n):
+    for _ in range(n):
         buffer.put(_Fut())
     await buffer.start()
     return buffer, sent
@@ -35,7 +35,7 @@ async def _fill_slow_buffer(app: faust.App, n: int, per_message_s: float) -> Any
 
 async def test_stock_flush_returns_with_messages_still_queued() -> None:
     app = faust.App("t-stock", autodiscover=False)
-    buffer, sent = await _fill_slow_buffer(app, 3, 0.3)
+    buffer, _ = await _fill_slow_buffer(app, 3, 0.3)
     try:
         await buffer.flush()
         assert buffer.size > 0  # the faust behaviour the fix exists for

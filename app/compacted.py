@@ -1,0 +1,44 @@
+"""Following a compacted topic in every worker: a plain aiokafka consumer with no group reads all
+partitions from the beginning, then keeps following. Used for the catalog and model snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def follow(
+    topic: str,
+    client_kwargs: dict[str, Any],
+    apply: Callable[[bytes | None, bytes | None, int], None],
+    caught_up: asyncio.Event | None = None,
+) -> None:
+    """Call ``apply(key, value, offset)`` for every record of ``topic``, forever.
+
+    ``caught_up`` is set once every record that existed at start has been applied.
+    """
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **client_kwargs)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        if not remaining and caught_up is not None:
+            caught_up.set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    apply(record.key, record.value, record.offset)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    if not remaining and caught_up is not None:
+                        caught_up.set()
+    finally:
+        await consumer.stop()
