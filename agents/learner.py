@@ -14,8 +14,9 @@ The pattern every shared model follows (segmentation now; churn and similarity r
   newest snapshot and skips the offsets it already reflects. No sample is learned twice, and
   none is lost.
 
-The learner restores from the snapshots whenever the offsets it receives are not the ones that
-follow what it learned (its first sample, or after the partition moved).
+The learner restores from the snapshots on its first sample and whenever the offsets it receives
+jump past what it learned (another instance learned in between); offsets it already learned are
+acknowledged and skipped.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ class Learner:
 
     async def on_sample(self, stream: Any, event: Any) -> None:
         message = event.message
-        if self.model is None or self.next_offset is None or message.offset != self.next_offset:
-            if self.pending:  # the partition moved away and back: what we hold may be stale
-                self.pending.clear()
+        if self.model is None or self.next_offset is None or message.offset > self.next_offset:
+            # first sample, or a gap: another instance learned in between (the partition moved
+            # away and back). Its newest snapshot is the model now; what we held is superseded.
+            self.pending.clear()
             await self.restore()
         assert self.model is not None and self.next_offset is not None
-        if message.offset < self.next_offset:  # already in the restored snapshot
-            await stream.ack(event)
+        if message.offset < self.next_offset:  # already learned: in the restored snapshot, or
+            await stream.ack(event)  # redelivered to us after a move while our model has it
             return
         try:
             sample = orjson.loads(event.value)

@@ -133,9 +133,10 @@ def stage_at(profile: Profile, now: float, policy: LifecyclePolicy) -> tuple[Sta
     at_risk_s, dormant_s = silence_limits(profile, policy)
     silent = now - profile.last_seen
     rhythm = rhythm_days(profile, policy)
-    if silent >= dormant_s:
+    # compared as sums, exactly as :func:`next_wake` computes the due times
+    if now >= profile.last_seen + dormant_s:
         return Stage.dormant, f"silent {silent / DAY:.1f} days (rhythm {rhythm:.1f} days)"
-    if silent >= at_risk_s:
+    if now >= profile.last_seen + at_risk_s:
         return Stage.at_risk, f"silent {silent / DAY:.1f} days (rhythm {rhythm:.1f} days)"
     return engaged_stage(profile, policy)
 

@@ -103,16 +103,18 @@ def seeded_rng(canonical: str, salt: str) -> random.Random:
 
 
 def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> list[Transition]:
-    """Point the due-time index at the profile's next wake-up; apply the ones already past."""
+    """Point the due-time index at the profile's next wake-up. Wake-ups the watermark has
+    already passed are applied now, each at its own event time (so a watermark that jumps over
+    several days yields the same transitions, at the same times, as one that crawls)."""
     changes: list[Transition] = []
     while True:
         at = lifecycle.next_wake(profile, cfg.lifecycle)
         if at is None or at == profile.due_at:
             return changes
         if watermark is not None and at <= watermark:
-            change = lifecycle.update(profile, max(at, watermark), cfg.lifecycle)
+            change = lifecycle.update(profile, at, cfg.lifecycle)
             profile.due_at = None
-            if change is None:
+            if change is None:  # cannot happen (next_wake and stage_at agree); never loop on it
                 return changes
             changes.append(change)
             continue
@@ -211,8 +213,4 @@ def on_due(
         return None
     assign_segment(profile, profile_features(profile, watermark), segmenter)
     profile.due_at = None
-    changes = []
-    change = lifecycle.update(profile, watermark, cfg.lifecycle)
-    if change is not None:
-        changes.append(change)
-    return changes + reschedule(profile, due, watermark, cfg)
+    return reschedule(profile, due, watermark, cfg)

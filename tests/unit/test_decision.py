@@ -83,7 +83,7 @@ def test_silent_user_goes_at_risk_then_dormant_through_the_due_index_and_wakes_o
     due, _ = idx.pop_due(15 * DAY, 0)
     changes = on_due(p, 15 * DAY, idx, cfg)
     assert due == ["u:1"] and changes is not None and p.dormant
-    assert [(c.to_stage, c.at) for c in changes] == [("dormant", 15 * DAY)]
+    assert [(c.to_stage, c.at) for c in changes] == [("dormant", 14 * DAY)]  # at its own time
     result = on_event(p, view(1, 16 * DAY), watermark=15 * DAY, due=idx, cfg=cfg)
     assert not p.dormant and [c.to_stage for c in result.transitions] == ["acquisition"]
     assert p.due_at is not None and p.due_at > 16 * DAY
@@ -100,3 +100,17 @@ def test_decision_random_source_is_seeded_reproducible_and_pickles() -> None:
     fresh = seeded_rng("u:2", "app/e2")
     assert pickle.loads(pickle.dumps(fresh)).random() == random.Random(zlib.crc32(b"u:2|app/e2")).random()
     assert seeded_rng("u:1", "app/e1").random() != seeded_rng("u:1", "app/e2").random()
+
+
+def test_a_watermark_jumping_over_both_thresholds_gives_the_same_transitions_at_their_own_times() -> None:
+    lived, replayed = Profile("u:1"), Profile("u:1")
+    cfg = StepConfig()
+    for p in (lived, replayed):
+        on_event(p, view(0, 0.0), watermark=0.0, due=DueIndex({}, 0), cfg=cfg)
+    crawl = DueIndex({}, 0)
+    steps = []
+    for day in range(1, 21):  # the watermark moves a day at a time
+        steps += on_due(lived, day * DAY, crawl, cfg) or []
+    jump = on_due(replayed, 20 * DAY, DueIndex({}, 0), cfg) or []  # one jump of 20 days
+    assert [(c.to_stage, c.at) for c in steps] == [(c.to_stage, c.at) for c in jump]
+    assert [(c.to_stage, c.at) for c in jump] == [("at_risk", 10 * DAY), ("dormant", 14 * DAY)]
