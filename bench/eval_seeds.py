@@ -32,7 +32,12 @@ def run(seeds: list[int], users: int, days: int) -> dict[str, Any]:
             write_jsonl(World(WorldConfig(days=days, users=users, seed=seed)), path)
             reports.append(evaluate(path))
             path.unlink()
-    summary: dict[str, Any] = {"seeds": seeds, "users": users, "days": days}
+    return summarize(seeds, users, days, reports)
+
+
+def summarize(seeds: list[int], users: int, days: int, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, spread and range of every numeric figure; the reports themselves under ``reports``."""
+    summary: dict[str, Any] = {"seeds": seeds, "users": users, "days": days, "reports": reports}
     for key, value in reports[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             values = [float(r[key]) for r in reports if r.get(key) is not None]
@@ -50,12 +55,12 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/eval_seeds.json")
     args = ap.parse_args()
     result = run(args.seeds, args.users, args.days)
-    out = ROOT / "bench/results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_seeds.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     for key, value in result.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "mean" in value:
             spread = f"± {value['stdev']:<10} [{value['min']}, {value['max']}]"
             print(f"{key:34s} mean {value['mean']:>12} {spread}")
