@@ -42,6 +42,11 @@ SEGMENT_MOVES = Counter(
     "Users assigned a different segment on an event ('none': first assignment).",
     ["from_segment", "to_segment"],
 )
+SEGMENT_USERS = Gauge(
+    "nba_segment_users",
+    "Users per segment (Redis membership sets; every worker reports the same totals: use max).",
+    ["segment"],
+)
 TRAINING_SAMPLES = Counter("nba_training_samples_total", "Profile samples sent to the training stream.")
 LEARNED_SAMPLES = Counter(
     "nba_model_samples_learned_total", "Training samples learned by the learner, by model.", ["model"]

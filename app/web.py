@@ -8,6 +8,7 @@ it has read messages it has not committed yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -112,6 +113,10 @@ def register(app: Any, readiness: Readiness, mirror: RedisMirror, store: ModelSt
     @app.page("/metrics")
     async def prometheus(self: Any, request: Any) -> Any:
         await update_lag(app)
+        if "segmentation" in store.headers:
+            with contextlib.suppress(Exception):  # Redis down: /readyz says so; keep serving metrics
+                for segment, n in (await mirror.segment_sizes()).items():
+                    metrics.SEGMENT_USERS.labels(str(segment)).set(n)
         # aiohttp takes the charset separately from the content type
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 

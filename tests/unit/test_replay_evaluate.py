@@ -129,6 +129,14 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert 0 < report["similarity.hr10_popularity"] < 1
     for key in MODEL_KEYS:
         assert report[key] is None and key in report["absent"]
+    # segmentation and lifecycle, loose bars on a small world (the quality bars are measured on
+    # 20,000-user worlds over five seeds: bench/eval_seeds.py)
+    assert report["segmentation.samples"] > 1000 and len(report["segmentation.descriptions"]) == 5
+    assert report["segmentation.ari"] > 0.4 and report["segmentation.offline_kmeans_ari"] > 0.6
+    assert report["segmentation.k_by_silhouette"]["best"] in range(2, 11)
+    assert 0 <= report["segmentation.daily_change_rate"] < 0.2
+    assert report["lifecycle.dormant_recall_churned"] > 0.8 and report["lifecycle.dormant_rate_active"] < 0.2
+    assert sum(report["lifecycle.stages"].values()) == report["data.users"]
     html = render_html(report)
     assert "<svg" in html and "churn.rule_auc" in html
 
