@@ -62,7 +62,18 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(
         got = {u: ((await profile(redis_client, dep, f"u:{u}")) or {}).get("events", 0) for u in expected}
         return got == dict(expected) or {u: n for u, n in got.items() if n != expected[u]}
 
-    await wait_for(complete, 180, "profiles to equal the distinct events per user")
+    try:
+        await wait_for(complete, 180, "profiles to equal the distinct events per user")
+    except AssertionError as exc:  # say enough to diagnose it from a CI log
+        short = await complete()
+        assert isinstance(short, dict)
+        anon = {
+            u: await profile(redis_client, dep, f"a:{u.replace('user-', 'dev-')}") for u in list(short)[:5]
+        }
+        raise AssertionError(
+            f"{exc}\nkills at {at_kill} of {total}\nanonymous profiles: {anon}\n"
+            f"worker log tail:\n{worker.log.read_text()[-3000:]}"
+        ) from None
     assert all(0 < n < total for n in at_kill), f"every kill lands mid-stream: {at_kill} of {total}"
     for user in expected:
         p = await profile(redis_client, dep, f"u:{user}")
