@@ -31,6 +31,7 @@ import itertools
 import math
 import random
 import time
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -233,12 +234,15 @@ class Evaluation:
             self.scorer = self.segmenter.clone_for_scoring()
 
     def _segment_day(self, t: float) -> None:
-        """Daily: how many active users changed segment since yesterday, and the centroids."""
+        """Daily: how many active users (a fixed tenth, by hash) changed segment since yesterday,
+        and the centroids."""
         if self.scorer is None:
             return
         day = int(t // DAY)
         scored = changed = 0
         for canonical, p in self.profiles.items():
+            if zlib.crc32(canonical.encode()) % 10:
+                continue  # a fixed tenth of the users (by hash) is enough for a rate, at a tenth the cost
             if (
                 p.merged_into is None
                 and p.last_seen is not None
