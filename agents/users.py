@@ -30,7 +30,7 @@ from models.identity import external_id, routing_id
 from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.segmentation import Segmenter
-from models.user_step import on_due, on_event
+from models.user_step import on_due, on_event, on_merged
 from schemas.actions import NextBestAction
 from schemas.lifecycle import LifecycleChange
 
@@ -228,6 +228,11 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
     if not merge_into(profile, anon):
         return
     metrics.PROFILES_MERGED.inc()
+    assert rt.due is not None
+    changes = on_merged(
+        profile, _clock(rt, partition).watermark, DueIndex(rt.due, partition, rt.time.due_bucket_s), rt.step
+    )
+    await _publish_changes(rt, profile, changes)
     for facts in take_parked(profile, anon.canonical):
         await _apply(rt, partition, profile, facts, int(time.time() * 1000))
     _store(rt, profile)

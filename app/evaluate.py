@@ -52,7 +52,7 @@ from models.identity import LinkOutcome, anon_key, resolve
 from models.metrics import roc_auc
 from models.profile import Applied, Profile, merge_into
 from models.segmentation import Segmenter
-from models.user_step import on_due, on_event
+from models.user_step import on_due, on_event, on_merged
 from schemas.catalog import CatalogItem
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 
@@ -212,6 +212,8 @@ class Evaluation:
         if source is not None and source.merged_into is None:
             merge_into(target, source)
             source.merged_into = user
+            for change in on_merged(target, self.clock.watermark, self.due, self.step):
+                self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
             for snap in self.pending.pop(anon, []):
                 self.pending[user].append(snap)
         elif source is None:

@@ -209,8 +209,20 @@ def on_due(
     """A due time fired for this user at ``watermark``: the stage changes it caused (the segment
     is re-scored too), or ``None`` if the hint was stale (the user was rescheduled since) and the
     profile is unchanged."""
-    if profile.due_at is None or profile.due_at > watermark:
-        return None
+    if profile.merged_into is not None or profile.due_at is None or profile.due_at > watermark:
+        return None  # folded into a user (who has their own wake-ups), or a stale hint
     assign_segment(profile, profile_features(profile, watermark), segmenter)
     profile.due_at = None
     return reschedule(profile, due, watermark, cfg)
+
+
+def on_merged(profile: Profile, watermark: float | None, due: DueIndex, cfg: StepConfig) -> list[Transition]:
+    """An anonymous profile was folded into ``profile``: re-evaluate the stage at the newest
+    event and point the due-time index at the merged profile's next wake-up."""
+    if profile.last_seen is None:
+        return []
+    changes = []
+    change = lifecycle.update(profile, profile.last_seen, cfg.lifecycle)
+    if change is not None:
+        changes.append(change)
+    return changes + reschedule(profile, due, watermark, cfg)

@@ -114,3 +114,20 @@ def test_a_watermark_jumping_over_both_thresholds_gives_the_same_transitions_at_
     jump = on_due(replayed, 20 * DAY, DueIndex({}, 0), cfg) or []  # one jump of 20 days
     assert [(c.to_stage, c.at) for c in steps] == [(c.to_stage, c.at) for c in jump]
     assert [(c.to_stage, c.at) for c in jump] == [("at_risk", 10 * DAY), ("dormant", 14 * DAY)]
+
+
+def test_a_merged_anonymous_profile_goes_quiet_and_the_user_takes_over_its_stage() -> None:
+    from models.profile import merge_into
+    from models.user_step import on_merged
+
+    cfg, idx = StepConfig(), DueIndex({}, 0)
+    anon, user = Profile("a:d1"), Profile("u:1")
+    for i in range(5):  # five anonymous events activate
+        on_event(anon, view(i, float(i)), watermark=None, due=idx, cfg=cfg)
+    assert anon.stage == "activation" and anon.due_at is not None
+    assert merge_into(user, anon)
+    anon.merged_into = "u:1"
+    changes = on_merged(user, None, idx, cfg)
+    assert [(c.from_stage, c.to_stage) for c in changes] == [("acquisition", "activation")]
+    assert user.due_at == anon.due_at
+    assert on_due(anon, 30 * DAY, idx, cfg) is None  # the folded profile never transitions again
