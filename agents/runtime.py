@@ -118,4 +118,5 @@ class Runtime:
     """In-memory clocks of the partitions this worker owns (cleared on rebalance)."""
     profile_cache: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     """Decoded profiles, most recently used last (cleared on rebalance); the table stays the truth."""
-    profile_cache_size: int = 50_000
+    profile_cache_size: int = 10_000
+    """Decoded profiles kept in memory (~15 KB each as Python objects: see bench/README.md)."""

@@ -129,10 +129,12 @@ class SegmentSettings(BaseModel):
     """Online segmentation (see models/segmentation.py)."""
 
     n_segments: int = Field(5, ge=2, le=20, description="Number of segments (see README: how it was chosen).")
-    halflife: float = Field(0.001, gt=0, le=1, description="Floor of a centroid's learning rate.")
+    halflife: float = Field(
+        0.01, gt=0, le=1, description="Floor of a centroid's learning rate (memory ~1/halflife samples)."
+    )
     warmup: int = Field(500, ge=10, description="Training samples before the centroids are seeded.")
-    freeze_scaler_after: int = Field(
-        5_000, ge=10, description="Training samples after which scaling is fixed."
+    freeze_scaler_after: int | None = Field(
+        None, ge=10, description="Training samples after which scaling is fixed (unset: never)."
     )
     seed: int = Field(42, description="Seed of the segmentation model.")
     train_interval_s: float = Field(
