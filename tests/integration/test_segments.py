@@ -80,7 +80,9 @@ async def test_two_workers_score_with_the_one_learners_snapshot_and_agree(
     deployment: Deployment, redis_client
 ) -> None:
     dep = deployment
-    dep.extra.update(FAST_LEARNING)
+    # one training sample per user: the pings below must be scored, not learned, so that every
+    # ping meets the same snapshot
+    dep.extra.update(FAST_LEARNING, NBA_SEGMENTS__TRAIN_INTERVAL_S=str(365 * 86_400))
     dep.create_topics()
     w1, w2 = dep.worker("w1"), dep.worker("w2")
     w1.start()
