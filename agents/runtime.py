@@ -97,6 +97,8 @@ class Runtime:
     """The latest model snapshots by name (scoring reads ``models["segmentation"]``)."""
     sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
     """Waits until ``models`` holds every snapshot published so far; returns their headers."""
+    read_training: Callable[[int, int], Awaitable[list[tuple[int, bytes | None]]]] | None = None
+    """Reads the training samples at offsets [start, end) straight from the topic."""
     # Faust objects (typed Any: faust ships no type information we can check against)
     ingress: Any = None
     user_stream: Any = None

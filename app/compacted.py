@@ -1,5 +1,6 @@
-"""Following a compacted topic in every worker: a plain aiokafka consumer with no group reads all
-partitions from the beginning, then keeps following. Used for the catalog and model snapshots."""
+"""Reading topics outside Faust's consumer group: following a compacted topic in every worker (a
+plain aiokafka consumer with no group reads all partitions from the beginning, then keeps
+following; the catalog and model snapshots), and reading a range of offsets (the learner)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ async def follow(
                         caught_up.set()
     finally:
         await consumer.stop()
+
+
+async def read_range(
+    topic: str, partition: int, start: int, end: int, client_kwargs: dict[str, Any]
+) -> list[tuple[int, bytes | None]]:
+    """The records of ``topic``/``partition`` at offsets [start, end), as (offset, value)."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_kwargs)
+    await consumer.start()
+    out: list[tuple[int, bytes | None]] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            out += [(r.offset, r.value) for r in batch.get(tp, []) if r.offset < end]
+    finally:
+        await consumer.stop()
+    return out

@@ -16,6 +16,7 @@ from agents.runtime import JsonTable, LearnerRules, Runtime, TimeRules
 from agents.users import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
+from app.compacted import read_range
 from app.faust_fixes import drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ),
         models=store.models,
         sync_models=store.sync,
+        read_training=functools.partial(read_range, names.training, 0, client_kwargs=client_kwargs(settings)),
     )
     # Topics and tables, all in one place.
     rt.ingress = app.topic(*names.all_ingress, **raw)
