@@ -26,6 +26,7 @@ import httpx
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.demo import demo_events
 
@@ -234,6 +235,14 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     pt = await _passthrough(args.bootstrap, ingress, f"{prefix}passthrough", len(records) + len(live))
     result["passthrough_events_per_s"] = round(pt)
     result["worker_to_passthrough_ratio"] = round(float(result["worker_events_per_s"]) / pt, 3)  # type: ignore[arg-type]
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)  # leave the local broker clean
+    await admin.start()
+    try:
+        await admin.delete_topics(
+            [t for t in await admin.list_topics() if t.startswith((prefix, f"nba-{prefix[:-1]}"))]
+        )
+    finally:
+        await admin.close()
     return result
 
 

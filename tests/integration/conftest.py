@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("NBA_KAFKA__BOOTSTRAP", "127.0.0.1:9092")
@@ -169,12 +170,27 @@ class Worker:
         raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
 
 
+async def delete_topics(bootstrap: str, *prefixes: str) -> None:
+    """Delete every topic whose name starts with one of ``prefixes`` (a test's own topics and
+    Faust's changelogs), so that repeated runs do not pile partitions up on the local broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     dep = Deployment(tmp_path)
     yield dep
     for w in dep.workers:
         w.kill()
+    if _reachable(dep.bootstrap):  # a test may have stopped its own broker
+        asyncio.run(delete_topics(dep.bootstrap, dep.prefix, dep.app_id))
 
 
 @pytest_asyncio.fixture
