@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -71,6 +72,16 @@ def _faust_app(settings: Settings) -> faust.App:
         web_enabled=True,
         autodiscover=False,
     )
+
+
+async def _forever(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a background reader; if it stops on an error, log it and start it again in 5 s."""
+    while True:
+        try:
+            await run()
+        except Exception as exc:
+            log.warning("%s stopped (%r); restarting in 5s", name, exc)
+            await asyncio.sleep(5)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
@@ -150,21 +161,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.task
     async def catalog_loop() -> None:
-        while True:
-            try:
-                await catalog.run()
-            except Exception as exc:
-                log.warning("catalog reader stopped (%r); restarting in 5s", exc)
-                await asyncio.sleep(5)
+        await _forever("catalog reader", catalog.run)
 
     @app.task
     async def model_loop() -> None:
-        while True:
-            try:
-                await store.run()
-            except Exception as exc:
-                log.warning("model snapshot reader stopped (%r); restarting in 5s", exc)
-                await asyncio.sleep(5)
+        await _forever("model snapshot reader", store.run)
 
     @app.on_rebalance_complete.connect
     async def _after_recovery(sender: Any, **kwargs: Any) -> None:
