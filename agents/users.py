@@ -109,6 +109,8 @@ def _segmenter(rt: Runtime) -> Segmenter | None:
 async def _publish_changes(rt: Runtime, profile: Profile, changes: Iterable[Transition]) -> None:
     for change in changes:
         metrics.LIFECYCLE_TRANSITIONS.labels(change.from_stage, change.to_stage).inc()
+        if rt.no_send:
+            continue  # rebuilding state: marketing tools must not see replayed transitions
         record = to_lifecycle(change, profile.segment)
         await rt.lifecycle.send(
             key=record.user_id.encode(), value=record.model_dump_json(by_alias=True).encode()
