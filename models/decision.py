@@ -5,7 +5,7 @@ time), no randomness but ``ctx.rng``. The worker, the offline evaluator and the 
 same function.
 
 Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
-without buying it gets ``recommend_item`` for that item on their most-used consented channel, at
+without buying it gets ``recommend_item`` for that item on their most engaged consented channel, at
 most once per ``cooldown_s`` of event time.
 """
 
@@ -80,8 +80,8 @@ def action_id(canonical: str, action_type: str, trigger: str) -> str:
 
 
 def _channel(profile: Profile, consent: Mapping[str, bool]) -> str | None:
-    ranked = sorted(profile.by_channel.items(), key=lambda kv: (-kv[1], kv[0]))
-    for channel, _ in ranked:
+    """The user's most engaged channel that they consent to (see ``Profile.preferred_channel``)."""
+    for channel in profile.channels_by_engagement():
         if consent.get(channel, True):
             return channel
     return None
@@ -116,7 +116,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
     name = f"'{entry.title}'" if entry else f"item {item}"
     reasons = (
         f"viewed {name} {views} times without buying it",
-        f"most active on {channel} ({profile.by_channel[channel]} of {profile.events} events)",
+        f"most engaged on {channel} ({profile.by_channel.get(channel, 0)} of {profile.events} events)",
     )
     decision = Decision(
         action_id=action_id(profile.canonical, "recommend_item", trigger.dedupe_key),

@@ -149,13 +149,19 @@ class Profile:
     def preferred_channel(self) -> str | None:
         """The channel with the most engagement over the last weeks (30-day half-life, at the
         user's newest event); ties broken by name so the choice is deterministic."""
-        if not self.engagement:
-            return None
-        at = max(c[0] for c in self.engagement.values())
-        return max(
-            sorted(self.engagement),
-            key=lambda ch: decay.value_at(self.engagement[ch], at, 0, ENGAGEMENT_HALF_LIFE),
-        )
+        ranked = self.channels_by_engagement()
+        return ranked[0] if ranked else None
+
+    def channels_by_engagement(self) -> list[str]:
+        """Channels, most engaged first (then by event count, then by name)."""
+        at = max((c[0] for c in self.engagement.values()), default=0.0)
+
+        def key(ch: str) -> tuple[float, int, str]:
+            counter = self.engagement.get(ch)
+            value = decay.value_at(counter, at, 0, ENGAGEMENT_HALF_LIFE) if counter else 0.0
+            return -value, -self.by_channel.get(ch, 0), ch
+
+        return sorted(set(self.engagement) | set(self.by_channel), key=key)
 
     @property
     def dormant(self) -> bool:
