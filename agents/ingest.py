@@ -52,9 +52,13 @@ async def handle(
         assert event.anonymous_id is not None and event.user_id is not None
         rt.identity[event.anonymous_id] = event.user_id.encode()
         metrics.IDENTITY_LINKS.inc()
+    if res.outcome in (LinkOutcome.new, LinkOutcome.known):
+        # (re-)link on every event that carries both ids: a crash can persist the identity
+        # table while losing the merge message; the anonymous profile re-sends its merge
+        assert event.anonymous_id is not None
         link = {"kind": "link", "canonical": anon_key(event.anonymous_id), "target": res.canonical}
         await _route(rt, partition, key, link)
-    elif res.outcome is LinkOutcome.conflict:
+    if res.outcome is LinkOutcome.conflict:
         metrics.IDENTITY_CONFLICTS.inc()
         log.warning(
             "identity conflict: anonymous id already linked to another user (event %s)",

@@ -47,9 +47,13 @@ def external_id(canonical: str) -> tuple[str, str]:
 
 class LinkOutcome(StrEnum):
     none = "none"
-    """The event carries one id, or a link already known."""
+    """The event carries one id."""
     new = "new"
     """First link of this anonymous id: store it and merge the anonymous history."""
+    known = "known"
+    """The event carries both ids and this link is already stored. The merge it caused may have
+    been lost in a crash (the link's store and the merge message are not one write), so the
+    worker asks the anonymous profile to re-send it; merging is idempotent at the user."""
     conflict = "conflict"
     """The anonymous id is already linked to another user."""
 
@@ -76,13 +80,15 @@ def resolve(user_id: str | None, anonymous_id: str | None, linked_user: str | No
     Resolution(canonical='u:u1', outcome=<LinkOutcome.new: 'new'>)
     >>> resolve(None, "d1", "u1").canonical
     'a:d1'
+    >>> resolve("u1", "d1", "u1").outcome.value
+    'known'
     >>> resolve("u2", "d1", "u1").outcome.value
     'conflict'
     """
     if user_id is not None and anonymous_id is not None:
         if linked_user is None:
             return Resolution(user_key(user_id), LinkOutcome.new)
-        outcome = LinkOutcome.none if linked_user == user_id else LinkOutcome.conflict
+        outcome = LinkOutcome.known if linked_user == user_id else LinkOutcome.conflict
         return Resolution(user_key(user_id), outcome)
     if user_id is not None:
         return Resolution(user_key(user_id), LinkOutcome.none)

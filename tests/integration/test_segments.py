@@ -101,8 +101,11 @@ async def test_two_workers_score_with_the_one_learners_snapshot_and_agree(
     assert header["version"] == v1 and model.ready
 
     # every user sends one more event: each is scored by whichever worker owns them
-    keys = [k.decode() async for k in redis_client.scan_iter(f"{dep.redis_prefix}profile:u:*")]
-    uids = [k.split("profile:u:", 1)[1] for k in keys][:80]
+    # users who already sent their one training sample (2 events): a ping must not be their first
+    uids = []
+    async for k in redis_client.scan_iter(f"{dep.redis_prefix}profile:u:*"):
+        if orjson.loads(await redis_client.get(k))["events"] >= 2 and len(uids) < 80:
+            uids.append(k.decode().split("profile:u:", 1)[1])
     at = "2026-03-01T12:00:00Z"
     await produce(
         dep.bootstrap,

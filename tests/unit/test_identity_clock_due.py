@@ -13,7 +13,7 @@ from models.identity import LinkOutcome, external_id, resolve
 def test_first_link_wins_and_conflicts_are_flagged() -> None:
     assert resolve("u1", "d1", None) == resolve("u1", "d1", None)
     assert resolve("u1", "d1", None).outcome is LinkOutcome.new
-    assert resolve("u1", "d1", "u1").outcome is LinkOutcome.none
+    assert resolve("u1", "d1", "u1").outcome is LinkOutcome.known
     conflict = resolve("u2", "d1", "u1")
     assert conflict.outcome is LinkOutcome.conflict and conflict.canonical == "u:u2"
 
