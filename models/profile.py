@@ -12,7 +12,7 @@ Promises
 * :func:`merge_into` folds an anonymous profile into a user's once, whatever the redeliveries.
 * An event forwarded from an anonymous profile is *parked* at the user (:func:`park`) until that
   anonymous profile's merge has arrived, then applied (:func:`merge_into` returns it). A crash can
-  make the merge arrive late (it is re-sent when the link is redelivered); parking makes sure such
+  make the merge arrive late (it is re-sent on every event that carries both ids); parking makes sure such
   an event is checked against the merged dedupe record instead of being counted twice.
 """
 
