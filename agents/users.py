@@ -30,29 +30,45 @@ from models.identity import external_id, routing_id
 from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.segmentation import Segmenter
-from models.user_step import on_due, on_event, on_merged
+from models.user_step import StepResult, on_due, on_event, on_merged
 from schemas.actions import NextBestAction
 from schemas.lifecycle import LifecycleChange
 
 
-def _load(rt: Runtime, canonical: str) -> Profile | None:
-    cache = rt.profile_cache
-    profile: Profile | None = cache.get(canonical)
-    if profile is not None:
-        cache.move_to_end(canonical)
-        return profile
-    raw = rt.profiles.get(canonical)
-    return Profile.loads(raw) if raw is not None else None
-
-
-def _store(rt: Runtime, profile: Profile) -> None:
-    """Write the profile (and with it its dedupe record) to the table, the cache and the mirror."""
-    rt.profiles[profile.canonical] = profile.dumps()
+def _cache(rt: Runtime, profile: Profile) -> Profile:
     cache = rt.profile_cache
     cache[profile.canonical] = profile
     cache.move_to_end(profile.canonical)
     if len(cache) > rt.profile_cache_size:
         cache.popitem(last=False)
+    return profile
+
+
+def _load(rt: Runtime, canonical: str, create: bool = False) -> Profile | None:
+    """The live profile object, from the cache, else the table (else a new one if ``create``).
+
+    It is put in the cache at once: the ``ingest`` and ``users`` agents interleave at every
+    ``await``, and both must change the same object, never two copies of it (the later store
+    of a copy would undo the other's change).
+    """
+    profile: Profile | None = rt.profile_cache.get(canonical)
+    if profile is not None:
+        rt.profile_cache.move_to_end(canonical)
+        return profile
+    raw = rt.profiles.get(canonical)
+    if raw is not None:
+        return _cache(rt, Profile.loads(raw))
+    return _cache(rt, Profile(canonical)) if create else None
+
+
+def _store(rt: Runtime, profile: Profile) -> None:
+    """Write the profile (and with it its dedupe record) to the table, the cache and the mirror.
+
+    Called right after a change and before the next ``await``, so the table never lags the
+    object another agent may read while this one waits on a send.
+    """
+    rt.profiles[profile.canonical] = profile.dumps()
+    _cache(rt, profile)
     rt.mirror.put(profile.canonical, profile)
 
 
@@ -145,14 +161,8 @@ async def _advance(rt: Runtime, partition: int, ts: float) -> None:
             await _publish_changes(rt, profile, changes)
 
 
-async def _apply(
-    rt: Runtime,
-    partition: int,
-    profile: Profile,
-    facts: EventFacts,
-    arrived_ms: int,
-) -> bool:
-    """Apply one event; ``True`` if the profile changed (so it must be stored)."""
+def _step(rt: Runtime, partition: int, profile: Profile, facts: EventFacts) -> StepResult | None:
+    """Apply one event to the live profile (no I/O); the result if it was applied."""
     assert rt.due is not None
     result = on_event(
         profile,
@@ -165,28 +175,33 @@ async def _apply(
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
-        return False
+        return None
     if result.outcome is Applied.late:
         metrics.EVENTS_LATE.inc()
-        return False
+        return None
     metrics.EVENTS_APPLIED.inc()
     metrics.EVENTS_BACKFILL.inc(result.backfill)
-    metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
     if result.moved is not None:
         old, new = result.moved
         metrics.SEGMENT_MOVES.labels("none" if old is None else str(old), str(new)).inc()
+    return result
+
+
+async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, arrived_ms: int) -> None:
+    """Publish what an applied event caused (after the profile is stored)."""
+    metrics.PROCESSING_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
     await _publish_changes(rt, profile, result.transitions)
     if result.sample is not None:
         metrics.TRAINING_SAMPLES.inc()
-        await rt.training.send(value=orjson.dumps({"x": result.sample, "at": facts.ts}))
+        await rt.training.send(value=orjson.dumps({"x": result.sample, "at": ts}))
     if result.decision is not None:
         await _publish(rt, profile, result.decision, arrived_ms)
-    return True
 
 
 async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     canonical = msg["canonical"]
-    profile = _load(rt, canonical) or Profile(canonical)
+    profile = _load(rt, canonical, create=True)
+    assert profile is not None
     if profile.merged_into is not None:  # an anonymous id folded into a user: forward
         await hop(rt, {**msg, "canonical": profile.merged_into, "via": canonical})
         return
@@ -198,8 +213,11 @@ async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
             _store(rt, profile)
         else:
             metrics.EVENTS_PARK_OVERFLOW.inc()
-    elif await _apply(rt, partition, profile, facts, msg["arrived_ms"]):
-        _store(rt, profile)
+    else:
+        result = _step(rt, partition, profile, facts)
+        if result is not None:
+            _store(rt, profile)  # before any await (see _load)
+            await _emit(rt, profile, result, facts.ts, msg["arrived_ms"])
     await _advance(rt, partition, facts.ts)
 
 
@@ -214,7 +232,8 @@ async def _publish(rt: Runtime, profile: Profile, decision: Decision, arrived_ms
 
 
 async def _on_link(rt: Runtime, canonical: str, target: str) -> None:
-    anon = _load(rt, canonical) or Profile(canonical)
+    anon = _load(rt, canonical, create=True)
+    assert anon is not None
     if anon.merged_into is None:
         anon.merged_into = target
         _store(rt, anon)
@@ -225,7 +244,8 @@ async def _on_link(rt: Runtime, canonical: str, target: str) -> None:
 
 
 async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[str, Any]) -> None:
-    profile = _load(rt, canonical) or Profile(canonical)
+    profile = _load(rt, canonical, create=True)
+    assert profile is not None
     anon = Profile.from_dict(source)
     if not merge_into(profile, anon):
         return
@@ -234,10 +254,15 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
     changes = on_merged(
         profile, _clock(rt, partition).watermark, DueIndex(rt.due, partition, rt.time.due_bucket_s), rt.step
     )
+    # the parked events are applied before the one store, so a crash keeps them or the merge whole
+    applied = [
+        (r, f.ts) for f in take_parked(profile, anon.canonical) if (r := _step(rt, partition, profile, f))
+    ]
+    _store(rt, profile)  # before any await (see _load)
     await _publish_changes(rt, profile, changes)
-    for facts in take_parked(profile, anon.canonical):
-        await _apply(rt, partition, profile, facts, int(time.time() * 1000))
-    _store(rt, profile)
+    now_ms = int(time.time() * 1000)
+    for result, ts in applied:
+        await _emit(rt, profile, result, ts, now_ms)
 
 
 async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
