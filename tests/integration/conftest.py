@@ -203,18 +203,37 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
 async def produce(
     bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]], rate: float | None = None
 ) -> None:
-    """Send ``records`` in order, at most ``rate`` records/s (wall time) if given."""
+    """Send ``records`` in order, at most ``rate`` records/s (wall time) if given.
+
+    Every send is checked and a failed one is sent again (as a real producer retries): right
+    after topics are created the broker may answer "not leader" long enough for aiokafka to give
+    up on a batch, and a silently lost record would look like data loss in the worker.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
         started = time.monotonic()
+        pending = []
         for i, (topic, key, value) in enumerate(records):
             if rate:
                 ahead = started + i / rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            await producer.send(topic, key=key, value=value)
+            pending.append((await producer.send(topic, key=key, value=value), topic, key, value))
         await producer.flush()
+        for _ in range(5):
+            failed = []
+            for fut, topic, key, value in pending:
+                try:
+                    await fut
+                except Exception:
+                    failed.append((topic, key, value))
+            if not failed:
+                return
+            print(f"produce: re-sending {len(failed)} records that failed", flush=True)
+            pending = [(await producer.send(t, key=k, value=v), t, k, v) for t, k, v in failed]
+            await producer.flush()
+        raise AssertionError(f"{len(pending)} records could not be produced")
     finally:
         await producer.stop()
 
