@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models import checkpoint
 from models.features import profile_features
 from models.profile import Profile
-from tests.integration.conftest import ROOT, Deployment, consume, produce, wait_for
+from tests.integration.conftest import Deployment, consume, produce, wait_for
 
 FAST_LEARNING = {
     "NBA_SEGMENTS__N_SEGMENTS": "3",
@@ -35,7 +35,7 @@ def simulate(dep: Deployment, users: int, days: int, seed: int) -> None:
     subprocess.run(
         [sys.executable, "-m", "app.cli", "simulate", *args],
         env=dep.env(),
-        cwd=ROOT,
+        cwd=dep.tmp,  # the truth file lands beside the run, not in the repository
         capture_output=True,
         check=True,
     )
