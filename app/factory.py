@@ -18,7 +18,7 @@ from agents.users import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
 from app.compacted import read_range
-from app.faust_fixes import drain_before_commit
+from app.faust_fixes import ack_only_processed, drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """Build the worker: topics, tables, agents, background tasks and web endpoints."""
     app = _faust_app(settings)
     drain_before_commit(app)
+    ack_only_processed(app)
     names = TopicNames.of(settings)
     raw = {
         "key_type": bytes,
