@@ -64,12 +64,27 @@ def drain_before_commit(app: Any) -> None:
 
 
 def ack_only_processed(app: Any) -> None:
-    """Make ``app``'s consumer ignore the ack of a message its stream skipped (see module doc)."""
-    consumer = app.consumer
+    """Make ``app``'s consumer ignore the ack of a message its stream skipped (see module doc).
+
+    The consumer is patched when Faust creates it (creating it here, before the app is fully
+    declared, would change Faust's start-up order)."""
+    new_consumer = app._new_consumer
+
+    def patched_consumer() -> Any:
+        consumer = new_consumer()
+        _patch_ack(app, consumer)
+        return consumer
+
+    app._new_consumer = patched_consumer
+
+
+def _patch_ack(app: Any, consumer: Any) -> None:
     ack = consumer.ack
 
     def skipped(message: Any) -> bool:
-        return bool(not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id)
+        return bool(
+            not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id
+        )
 
     def ack_processed(message: Any) -> bool:
         if not skipped(message):
