@@ -22,6 +22,8 @@
     after SIGKILLs). The fix records such an ack as "no longer in flight" (so a rebalance does
     not wait for it) but not as committable. A message really processed while a rebalance began
     is then processed again after the seek, which deduplication absorbs: at least once holds.
+    faust-streaming's compiled (Cython) stream iterator inlines the consumer's ack, so with the
+    fix the app's streams run Faust's pure-Python iterator, which calls ``Consumer.ack``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import contextlib
 import types
 from typing import Any
 
+import faust.streams
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
@@ -67,7 +70,9 @@ def ack_only_processed(app: Any) -> None:
     """Make ``app``'s consumer ignore the ack of a message its stream skipped (see module doc).
 
     The consumer is patched when Faust creates it (creating it here, before the app is fully
-    declared, would change Faust's start-up order)."""
+    declared, would change Faust's start-up order). Streams use Faust's pure-Python iterator:
+    the compiled one writes acks into the consumer's state without calling ``Consumer.ack``."""
+    faust.streams._CStreamIterator = None
     new_consumer = app._new_consumer
 
     def patched_consumer() -> Any:
