@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 
 from app.demo import demo_events
-from tests.integration.conftest import Deployment, produce, profile, wait_for
+from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
 
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
@@ -70,8 +70,15 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(
         anon = {
             u: await profile(redis_client, dep, f"a:{u.replace('user-', 'dev-')}") for u in list(short)[:5]
         }
+        where = []  # where every event of the short users sits on the broker, to find the lost ones
+        for topic in sorted({t for t, _, _ in records}):
+            for r in await consume(dep.bootstrap, topic, until=len(records), timeout=3):
+                event_id = orjson.loads(r.value)["event_id"]
+                if event_id.rsplit("-", 1)[0] in short:
+                    where.append(f"{event_id} {topic.split('.', 1)[1]}[{r.partition}]@{r.offset}")
         raise AssertionError(
             f"{exc}\nkills at {at_kill} of {total}\nanonymous profiles: {anon}\n"
+            f"their events on the broker: {sorted(where)}\n"
             f"worker log tail:\n{worker.log.read_text()[-3000:]}"
         ) from None
     assert all(0 < n < total for n in at_kill), f"every kill lands mid-stream: {at_kill} of {total}"
