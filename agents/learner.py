@@ -1,6 +1,6 @@
 """``learner``: the one instance that trains the shared models, and publishes their snapshots.
 
-The pattern every shared model follows (segmentation now; churn and similarity are to reuse it):
+The pattern every shared model follows (segmentation, churn and value):
 
 * every worker sends training samples to ``nba.training``, which has **one partition**, so the
   consumer group gives it to exactly one worker: that worker's ``learner`` is the only learner;
@@ -15,7 +15,11 @@ The pattern every shared model follows (segmentation now; churn and similarity a
   receives an offset past the one it expects (a crash, or the partition moved), it restores the
   newest snapshot and reads the samples between the snapshot's offset and the one it received
   straight from the topic. Offsets it has already learned are skipped. No sample is learned
-  twice, and none is lost.
+  twice, and none is lost. Each model has its own snapshot and offset, so the learner starts
+  from the oldest of them and skips, per model, what that model's snapshot already holds.
+* churn and value samples are labelled snapshots; the learner scores each before learning it
+  (progressive validation) and exports a rolling window's exact ROC AUC, log loss and
+  calibration error, and the drifts ``ADWIN`` detects, as Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from agents import metrics
 from agents.dlq import dead_letter
 from agents.runtime import Runtime
 from models import checkpoint
+from models.churn import ChurnModel, Prequential
 from models.segmentation import Segmenter
 from schemas.dlq import Reason
 
 log = logging.getLogger(__name__)
-MODEL = "segmentation"
+MODELS = ("segmentation", "churn", "value")
 
 
 class Learner:
@@ -43,52 +48,77 @@ class Learner:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.model: Segmenter | None = None
+        self.models: dict[str, Any] = {}
+        self.upto: dict[str, int] = {}
+        """model -> the last training offset its state reflects."""
         self.next_offset: int | None = None
         """The training offset that follows the last one learned (``None``: must restore)."""
-        self.unpublished = 0
-        """Samples learned since the last snapshot."""
+        self.unpublished: dict[str, int] = {}
+        """model -> samples learned since its last snapshot."""
         self.last_snapshot = time.monotonic()
         self.lock = asyncio.Lock()
+        self.churn_window = Prequential(window=10_000)
+
+    def _fresh(self, name: str) -> Any:
+        return {
+            "segmentation": self.rt.learner.segmenter,
+            "churn": self.rt.learner.churn,
+            "value": self.rt.learner.value,
+        }[name]()
 
     async def restore(self, upto: int) -> None:
-        """Load the newest snapshot, then learn the samples after it and before ``upto``."""
+        """Load the newest snapshots, then learn the samples after them and before ``upto``."""
         assert self.rt.sync_models is not None and self.rt.read_training is not None
         headers = await self.rt.sync_models()
-        model = self.rt.models.get(MODEL)
-        header = headers.get(MODEL)
-        if isinstance(model, Segmenter) and header is not None:
-            self.model = model.clone_for_scoring()  # a private copy: the store's one is shared
-            self.next_offset = int(header["offset"]) + 1
-        else:
-            self.model = self.rt.learner.segmenter()
-            self.next_offset = 0
-        self.unpublished = 0
+        for name in MODELS:
+            model, header = self.rt.models.get(name), headers.get(name)
+            if model is not None and header is not None:
+                self.models[name] = (
+                    model.clone_for_scoring() if isinstance(model, Segmenter) else _copy(model)
+                )
+                self.upto[name] = int(header["offset"])
+            else:
+                self.models[name] = self._fresh(name)
+                self.upto[name] = -1
+        self.next_offset = min(self.upto.values()) + 1
+        self.unpublished = {}
         missed = await self.rt.read_training(self.next_offset, upto) if upto > self.next_offset else []
         for offset, value in missed:
             self._learn(offset, value)
-        log.info(
-            "learner restored %s: snapshot up to offset %d, %d later samples read from the topic",
-            MODEL,
-            self.next_offset - 1 - len(missed),
-            len(missed),
-        )
+        log.info("learner restored %s; %d later samples read from the topic", self.upto, len(missed))
 
     def _learn(self, offset: int, value: bytes | None) -> None:
-        assert self.model is not None
         sample = orjson.loads(value or b"null")
-        self.model.learn_one(sample["x"])
-        metrics.LEARNED_SAMPLES.labels(MODEL).inc()
+        name = sample.get("model", "segmentation")
         self.next_offset = offset + 1
-        self.unpublished += 1
+        if offset <= self.upto.get(name, -1):
+            return  # this model's snapshot already holds it
+        model = self.models[name]
+        if name == "segmentation":
+            model.learn_one(sample["x"])
+        elif name == "churn":
+            assert isinstance(model, ChurnModel)
+            y = bool(sample["y"])
+            self.churn_window.add(model.predict_proba_one(sample["x"])[True], y)  # before learning
+            model.learn_one(sample["x"], y)
+            if model.drift_detected:
+                metrics.CHURN_DRIFTS.inc()
+                log.warning(
+                    "churn model: drift detected in the error stream after %d labels", model.n_learned
+                )
+        else:
+            model.learn_one(sample["x"], float(sample["y"]))
+        metrics.LEARNED_SAMPLES.labels(name).inc()
+        self.upto[name] = offset
+        self.unpublished[name] = self.unpublished.get(name, 0) + 1
 
     async def on_sample(self, event: Any) -> None:
         message = event.message
-        if self.model is None or self.next_offset is None or message.offset > self.next_offset:
+        if not self.models or self.next_offset is None or message.offset > self.next_offset:
             await self.restore(upto=message.offset)
         assert self.next_offset is not None
         if message.offset < self.next_offset:
-            return  # already learned (in the restored snapshot, or redelivered after a move)
+            return  # already learned (in the restored snapshots, or redelivered after a move)
         try:
             self._learn(message.offset, event.value)
         except Exception as exc:  # one bad sample never stops learning
@@ -103,37 +133,69 @@ class Learner:
                 reason=Reason.processing_error,
                 detail=repr(exc),
             )
-        if self.unpublished >= self.rt.learner.snapshot_every:
+        if sum(self.unpublished.values()) >= self.rt.learner.snapshot_every:
             await self.snapshot()
 
     async def snapshot(self) -> None:
-        """Publish the model if it learned anything since the last snapshot."""
+        """Publish every model that learned anything since its last snapshot."""
         async with self.lock:
-            if not self.unpublished or self.model is None or self.next_offset is None:
-                return
-            model = self.model
-            model.stabilize()
-            header = {
-                "model": MODEL,
-                "version": f"{MODEL}-{model.n_learned}",
-                "offset": self.next_offset - 1,
-                "n_learned": model.n_learned,
-                "created_at": time.time(),
-                "segments": {
-                    str(k): {"description": d, "share": round(model.sizes.get(k, 0.0), 4)}
-                    for k, d in model.describe().items()
-                },
-            }
-            await self.rt.models_topic.send(key=MODEL.encode(), value=checkpoint.encode(model, header))
-            metrics.SNAPSHOTS.labels(MODEL).inc()
-            for k, share in model.sizes.items():
-                metrics.SEGMENT_SHARE.labels(str(k)).set(share)
-            self.unpublished = 0
+            for name, n in list(self.unpublished.items()):
+                model = self.models.get(name)
+                if not n or model is None:
+                    continue
+                header: dict[str, Any] = {
+                    "model": name,
+                    "version": f"{name}-{model.n_learned}",
+                    "offset": self.upto[name],
+                    "n_learned": model.n_learned,
+                    "created_at": time.time(),
+                }
+                if isinstance(model, Segmenter):
+                    model.stabilize()
+                    header["segments"] = {
+                        str(k): {"description": d, "share": round(model.sizes.get(k, 0.0), 4)}
+                        for k, d in model.describe().items()
+                    }
+                    for k, share in model.sizes.items():
+                        metrics.SEGMENT_SHARE.labels(str(k)).set(share)
+                if isinstance(model, ChurnModel):
+                    header["validation"] = self._churn_validation(model)
+                await self.rt.models_topic.send(key=name.encode(), value=checkpoint.encode(model, header))
+                metrics.SNAPSHOTS.labels(name).inc()
+                self.unpublished[name] = 0
             self.last_snapshot = time.monotonic()
 
+    def _churn_validation(self, model: ChurnModel) -> dict[str, Any]:
+        """Progressive validation over the last labels (each scored before it was learned)."""
+        w = self.churn_window
+        out = {
+            "window": len(w.pairs),
+            "auc": w.auc(),
+            "log_loss": w.log_loss(),
+            "ece": w.ece(),
+            "drifts": model.n_drifts,
+        }
+        for key, gauge in (
+            ("auc", metrics.CHURN_AUC),
+            ("log_loss", metrics.CHURN_LOG_LOSS),
+            ("ece", metrics.CHURN_ECE),
+        ):
+            figure = out[key]
+            if figure is not None:
+                gauge.set(figure)
+        return out
+
     async def snapshot_if_idle(self) -> None:
-        if self.unpublished and time.monotonic() - self.last_snapshot >= self.rt.learner.snapshot_interval_s:
+        if (
+            any(self.unpublished.values())
+            and time.monotonic() - self.last_snapshot >= self.rt.learner.snapshot_interval_s
+        ):
             await self.snapshot()
+
+
+def _copy(model: Any) -> Any:
+    """A private deep copy of a snapshot (the store's object is shared with scoring)."""
+    return checkpoint.decode(checkpoint.encode(model, {}))[1]
 
 
 def register(app: Any, rt: Runtime) -> None:
@@ -146,7 +208,7 @@ def register(app: Any, rt: Runtime) -> None:
                 await learner.on_sample(event)
             except Exception:  # Kafka failed during a restore or a publish: start over from the
                 log.exception("learner failed; it restores from the newest snapshot on the next sample")
-                learner.model = None  # snapshot, reading this sample again from the topic
+                learner.models = {}  # snapshot, reading this sample again from the topic
 
     @app.timer(interval=max(1.0, rt.learner.snapshot_interval_s / 3))
     async def snapshot_idle() -> None:

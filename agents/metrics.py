@@ -75,3 +75,16 @@ WATERMARK = Gauge(
 )
 MIRROR_FLUSHES = Counter("nba_redis_flushes_total", "Pipelined Redis mirror flushes.")
 MIRROR_ERRORS = Counter("nba_redis_errors_total", "Failed Redis mirror flushes (retried).")
+
+CHURN_AUC = Gauge(
+    "nba_churn_auc",
+    "Churn model: exact ROC AUC over the last 10,000 labels, each scored before it was learned.",
+)
+CHURN_LOG_LOSS = Gauge("nba_churn_log_loss", "Churn model: log loss over the same window.")
+CHURN_ECE = Gauge(
+    "nba_churn_ece", "Churn model: expected calibration error (15 equal-mass bins) over the same window."
+)
+CHURN_DRIFTS = Counter("nba_churn_drifts_total", "Drifts ADWIN detected in the churn model's error stream.")
+CHURN_LABELS = Counter(
+    "nba_churn_labels_total", "Churn and value snapshots labelled and sent to training, by model.", ["model"]
+)

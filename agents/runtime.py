@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from models.catalog import CatalogEntry
+from models.churn import ChurnModel, ValueModel
 from models.clock import PartitionClock
 from models.segmentation import Segmenter
 from models.user_step import StepConfig
@@ -80,6 +81,8 @@ class LearnerRules:
 
     segmenter: Callable[[], Segmenter]
     """Builds a fresh segmentation model (when there is no snapshot to restore)."""
+    churn: Callable[[], ChurnModel] = ChurnModel
+    value: Callable[[], ValueModel] = ValueModel
     snapshot_every: int = 1_000
     snapshot_interval_s: float = 30.0
 
@@ -94,7 +97,7 @@ class Runtime:
     mirror: Mirror
     learner: LearnerRules = field(default_factory=lambda: LearnerRules(Segmenter))
     models: Mapping[str, Any] = field(default_factory=dict)
-    """The latest model snapshots by name (scoring reads ``models["segmentation"]``)."""
+    """The latest model snapshots by name (``segmentation``, ``churn``, ``value``)."""
     sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
     """Waits until ``models`` holds every snapshot published so far; returns their headers."""
     read_training: Callable[[int, int], Awaitable[list[tuple[int, bytes | None]]]] | None = None

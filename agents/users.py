@@ -22,6 +22,7 @@ import orjson
 from agents import metrics
 from agents.dlq import each_event
 from agents.runtime import Runtime
+from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
 from models.decision import Decision
 from models.due import DueIndex
@@ -30,7 +31,7 @@ from models.identity import external_id, routing_id
 from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.segmentation import Segmenter
-from models.user_step import StepResult, on_due, on_event, on_merged
+from models.user_step import Scorers, StepResult, on_due, on_event, on_merged
 from schemas.actions import NextBestAction
 from schemas.lifecycle import LifecycleChange
 
@@ -117,9 +118,24 @@ def to_lifecycle(change: Transition, segment: int | None) -> LifecycleChange:
     )
 
 
-def _segmenter(rt: Runtime) -> Segmenter | None:
-    model = rt.models.get("segmentation")
-    return model if isinstance(model, Segmenter) else None
+def _scorers(rt: Runtime) -> Scorers:
+    """The latest snapshots of the shared models."""
+    m = rt.models
+    seg, churn, value = m.get("segmentation"), m.get("churn"), m.get("value")
+    return Scorers(
+        segmenter=seg if isinstance(seg, Segmenter) else None,
+        churn=churn if isinstance(churn, ChurnModel) else None,
+        value=value if isinstance(value, ValueModel) else None,
+    )
+
+
+async def _send_labelled(rt: Runtime, labelled: Iterable[Labelled]) -> None:
+    """Send snapshots whose labels became known to the learner."""
+    for item in labelled:
+        metrics.CHURN_LABELS.labels(item.model).inc()
+        await rt.training.send(
+            value=orjson.dumps({"model": item.model, "x": item.x, "y": item.y, "at": item.t})
+        )
 
 
 async def _publish_changes(rt: Runtime, profile: Profile, changes: Iterable[Transition]) -> None:
@@ -155,10 +171,11 @@ async def _advance(rt: Runtime, partition: int, ts: float) -> None:
         profile = _load(rt, member)
         if profile is None:
             continue
-        changes = on_due(profile, clock.watermark, index, rt.step, _segmenter(rt))
-        if changes is not None:
+        woken = on_due(profile, clock.watermark, index, rt.step, _scorers(rt))
+        if woken is not None:
             _store(rt, profile)
-            await _publish_changes(rt, profile, changes)
+            await _publish_changes(rt, profile, woken.transitions)
+            await _send_labelled(rt, woken.labelled)
 
 
 def _step(rt: Runtime, partition: int, profile: Profile, facts: EventFacts) -> StepResult | None:
@@ -171,7 +188,7 @@ def _step(rt: Runtime, partition: int, profile: Profile, facts: EventFacts) -> S
         due=DueIndex(rt.due, partition, rt.time.due_bucket_s),
         cfg=rt.step,
         catalog=rt.catalog,
-        segmenter=_segmenter(rt),
+        models=_scorers(rt),
     )
     if result.outcome is Applied.duplicate:
         metrics.EVENTS_DUPLICATE.inc()
@@ -193,7 +210,8 @@ async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, ar
     await _publish_changes(rt, profile, result.transitions)
     if result.sample is not None:
         metrics.TRAINING_SAMPLES.inc()
-        await rt.training.send(value=orjson.dumps({"x": result.sample, "at": ts}))
+        await rt.training.send(value=orjson.dumps({"model": "segmentation", "x": result.sample, "at": ts}))
+    await _send_labelled(rt, result.labelled)
     if result.decision is not None:
         await _publish(rt, profile, result.decision, arrived_ms)
 
@@ -251,15 +269,20 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
         return
     metrics.PROFILES_MERGED.inc()
     assert rt.due is not None
-    changes = on_merged(
-        profile, _clock(rt, partition).watermark, DueIndex(rt.due, partition, rt.time.due_bucket_s), rt.step
+    woken = on_merged(
+        profile,
+        _clock(rt, partition).watermark,
+        DueIndex(rt.due, partition, rt.time.due_bucket_s),
+        rt.step,
+        _scorers(rt),
     )
     # the parked events are applied before the one store, so a crash keeps them or the merge whole
     applied = [
         (r, f.ts) for f in take_parked(profile, anon.canonical) if (r := _step(rt, partition, profile, f))
     ]
     _store(rt, profile)  # before any await (see _load)
-    await _publish_changes(rt, profile, changes)
+    await _publish_changes(rt, profile, woken.transitions)
+    await _send_labelled(rt, woken.labelled)
     now_ms = int(time.time() * 1000)
     for result, ts in applied:
         await _emit(rt, profile, result, ts, now_ms)

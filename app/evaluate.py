@@ -12,27 +12,26 @@ Figures (JSON keys; the README lists them all):
 * ``evaluate.events_per_s``: events/s of the whole offline path (reading, sorting, validation,
   identity, profiles, due times, baselines); ``evaluate.profile_updates_per_s``: of the profile
   updates alone (:func:`models.user_step.on_event`, the worker's per-event model code).
-* ``churn.rule_auc``: exact ROC AUC of the best single-feature rule (days since last activity)
-  on horizon labels: at each daily event-time tick, every user active in the last 30 days is
-  scored; the snapshot is labelled churned if no event comes in (t, t + H], retained as soon as
-  one does, resolved only when the watermark passes t + H (no look-ahead).
-  ``churn.true_rule_auc``: the same scores against the simulator's latent churn dates.
+* ``churn.*`` and ``value.*``: the worker's churn and value code (:mod:`models.user_step`,
+  :mod:`models.churn`) scores every applied event and, at each daily event-time tick, every
+  user active in the last 30 days; sampled snapshots are labelled as the watermark moves (no
+  look-ahead), and the models learn each label after it was scored, as the learner does. The
+  figures against batch references are computed in :mod:`app.churn_eval` (see there).
 * ``similarity.hr10_popularity``: hit rate at 10 of the popularity baseline for the next
   purchase (top 10 by purchases so far, excluding what the user already bought), scored before
   the purchase is learned.
-* Model figures of later issues (``churn.auc``, ``segmentation.ari``, ``similarity.hr10`` ...)
-  are ``null`` until their models exist.
+* Model figures of later issues (``similarity.hr10`` ...) are ``null`` until their models exist.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
+import pickle
 import random
 import time
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,28 +39,25 @@ from typing import Any
 
 import orjson
 
+from app.churn_eval import ChurnRecorder
 from app.logs import Mapping, ReadStats, read_ordered
-from app.rules import new_segmenter, step_config
+from app.rules import new_churn, new_segmenter, new_value, step_config
 from app.settings import Settings
 from models import features as feats
 from models.catalog import CatalogEntry
+from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.identity import LinkOutcome, anon_key, resolve
-from models.metrics import roc_auc
 from models.profile import Applied, Profile, merge_into
 from models.segmentation import Segmenter
-from models.user_step import on_due, on_event, on_merged
+from models.user_step import Scorers, on_due, on_event, on_merged
 from schemas.catalog import CatalogItem
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 
 DAY = 86_400.0
 MODEL_KEYS = {
-    "churn.auc": "issue 5 (churn model)",
-    "churn.true_auc": "issue 5 (churn model)",
-    "churn.batch_auc": "issue 5 (churn model)",
-    "churn.ece": "issue 5 (churn model)",
     "similarity.hr10": "issue 6 (item similarity)",
     "similarity.hr10_itemknn": "issue 6 (item similarity)",
 }
@@ -75,13 +71,6 @@ class EvalConfig:
     top_k: int = 10
     max_rows_in_memory: int = 200_000
     min_events_for_ari: int = 5
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    t: float
-    score: float
-    true_label: int | None
 
 
 class Evaluation:
@@ -116,13 +105,12 @@ class Evaluation:
         self.clock = PartitionClock()
         self.due = DueIndex({}, 0)
         self.counts: Counter[str] = Counter()
-        self.pending: dict[str, list[_Snapshot]] = defaultdict(list)
-        """Unresolved snapshots per user, oldest first."""
-        self.expiries: list[tuple[float, int, str]] = []
-        """Heap of (t + H, sequence, user): when the watermark passes it, the user's oldest
-        snapshots still pending are churned."""
-        self._seq = 0
-        self.labelled: list[tuple[float, int, int | None, float]] = []
+        self.churn = new_churn(settings)
+        self.value = new_value(settings)
+        self.churn_scorer: ChurnModel | None = None
+        self.value_scorer: ValueModel | None = None
+        self.labels_learned = 0
+        self.recorder = ChurnRecorder(self.step.labels.horizon_s)
         self.next_tick: float | None = None
         self.popularity: Counter[str] = Counter()
         self.hits: list[tuple[float, int]] = []
@@ -181,7 +169,7 @@ class Evaluation:
             due=self.due,
             cfg=self.step,
             catalog=self.catalog,
-            segmenter=self.scorer,
+            models=self._scorers(),
         )
         self.profile_seconds += time.perf_counter() - started
         self.counts[result_step.outcome.value] += 1
@@ -189,10 +177,11 @@ class Evaluation:
             self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
         if result_step.sample is not None:
             self._learn(result_step.sample)
+        self._labelled(result_step.labelled)
         self.last_ts = facts.ts if self.last_ts is None else max(self.last_ts, facts.ts)
         if result_step.outcome is Applied.applied:
             self.daily_events[int(facts.ts // DAY)] += 1
-            self._resolve_retained(profile.canonical, facts.ts)
+            self.recorder.activity_at(profile.canonical, facts.ts)
             if facts.type == "purchase" and facts.item_id:
                 self.popularity[facts.item_id] += 1
         if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
@@ -202,9 +191,11 @@ class Evaluation:
             for member in due:
                 p = self.profiles.get(member)
                 if p is not None:
-                    for change in on_due(p, self.clock.watermark, self.due, self.step, self.scorer) or ():
-                        self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
-            self._resolve_churned(self.clock.watermark)
+                    woken = on_due(p, self.clock.watermark, self.due, self.step, self._scorers())
+                    if woken is not None:
+                        for change in woken.transitions:
+                            self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
+                        self._labelled(woken.labelled)
 
     def _merge(self, anon: str, user: str) -> None:
         source = self.profiles.get(anon)
@@ -212,10 +203,10 @@ class Evaluation:
         if source is not None and source.merged_into is None:
             merge_into(target, source)
             source.merged_into = user
-            for change in on_merged(target, self.clock.watermark, self.due, self.step):
+            woken = on_merged(target, self.clock.watermark, self.due, self.step, self._scorers())
+            for change in woken.transitions:
                 self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
-            for snap in self.pending.pop(anon, []):
-                self.pending[user].append(snap)
+            self._labelled(woken.labelled)
         elif source is None:
             self.profiles[anon] = Profile(anon, merged_into=user)
 
@@ -258,49 +249,29 @@ class Evaluation:
         self.segment_changes.append((day, scored, changed))
         self.centroid_history.append((day, self.scorer.scaled_centroids()))
 
-    # -- churn: daily ticks in event time, labels resolved by the watermark ----------------
+    # -- daily: segment changes (churn ticks are the worker's own due times) ----------------
     def _tick_until(self, ts: float) -> None:
         if self.next_tick is None:
             self.next_tick = (ts // DAY + 1) * DAY
         while ts >= self.next_tick:
-            t = self.next_tick
-            self._segment_day(t)
-            for canonical, p in self.profiles.items():
-                if (
-                    p.merged_into is None
-                    and p.last_seen is not None
-                    and t - p.last_seen <= self.cfg.active_window_s
-                ):
-                    true_label = None
-                    if self.truth_churn is not None and canonical.startswith("u:"):
-                        churn_at = self.truth_churn.get(canonical[2:])
-                        true_label = int(churn_at is not None and churn_at <= t + self.cfg.horizon_s)
-                    self.pending[canonical].append(_Snapshot(t, (t - p.last_seen) / DAY, true_label))
-                    self._seq += 1
-                    heapq.heappush(self.expiries, (t + self.cfg.horizon_s, self._seq, canonical))
+            self._segment_day(self.next_tick)
             self.next_tick += DAY
 
-    def _resolve_retained(self, canonical: str, ts: float) -> None:
-        """Activity at ``ts``: every pending snapshot with t < ts <= t + H is retained."""
-        snaps = self.pending.get(canonical)
-        if not snaps:
-            return
-        keep = []
-        for s in snaps:
-            if s.t < ts <= s.t + self.cfg.horizon_s:
-                self.labelled.append((s.t, 0, s.true_label, s.score))
-            else:
-                keep.append(s)
-        self.pending[canonical] = keep
+    # -- churn and value: learned as the learner does, from the labels the worker code emits --
+    def _scorers(self) -> Scorers:
+        return Scorers(self.scorer, self.churn_scorer, self.value_scorer)
 
-    def _resolve_churned(self, watermark: float) -> None:
-        """The watermark passed t + H with no activity: those snapshots are churned."""
-        while self.expiries and self.expiries[0][0] < watermark:
-            _, _, canonical = heapq.heappop(self.expiries)
-            snaps = self.pending.get(canonical)
-            while snaps and snaps[0].t + self.cfg.horizon_s < watermark:
-                s = snaps.pop(0)
-                self.labelled.append((s.t, 1, s.true_label, s.score))
+    def _labelled(self, items: tuple[Labelled, ...]) -> None:
+        for item in items:
+            self.recorder.add(item)
+            if item.model == "churn":
+                self.churn.learn_one(item.x, bool(item.y))
+            else:
+                self.value.learn_one(item.x, item.y)
+            self.labels_learned += 1
+            if self.labels_learned % self.snapshot_every == 0:  # the learner's snapshot cadence
+                self.churn_scorer = _copy(self.churn) if self.churn.n_learned else None
+                self.value_scorer = _copy(self.value) if self.value.n_learned else None
 
     # -- next purchase: popularity baseline ------------------------------------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
@@ -313,8 +284,6 @@ class Evaluation:
     # -- the report ------------------------------------------------------------------------
     def report(self, seconds: float, stats: ReadStats) -> dict[str, Any]:
         events = self.counts["applied"] + self.counts["duplicate"] + self.counts["late"]
-        labels = [y for _, y, _, _ in self.labelled]
-        scores = [s for *_, s in self.labelled]
         out: dict[str, Any] = {
             "data.records": stats.records,
             "data.events": self.counts["applied"],
@@ -327,25 +296,21 @@ class Evaluation:
             "evaluate.profile_updates_per_s": round(events / self.profile_seconds)
             if self.profile_seconds
             else None,
-            "churn.horizon_days": self.cfg.horizon_s / DAY,
-            "churn.snapshots": len(labels),
-            "churn.positive_rate": round(sum(labels) / len(labels), 4) if labels else None,
-            "churn.rule_auc": _r(roc_auc(scores, labels)),
-            "churn.true_rule_auc": None,
             "similarity.purchases_scored": len(self.hits),
             "similarity.hr10_popularity": round(sum(h for _, h in self.hits) / len(self.hits), 4)
             if self.hits
             else None,
         }
-        if self.truth_churn is not None:
-            pairs = [(s, t) for _, _, t, s in self.labelled if t is not None]
-            out["churn.true_rule_auc"] = _r(roc_auc([s for s, _ in pairs], [t for _, t in pairs]))
+        final = {c: p.merged_into for c, p in self.profiles.items() if p.merged_into is not None}
+        out.update(self.recorder.report(final, self.truth_churn))
         out.update(self._segmentation_report())
         out.update(self._lifecycle_report())
         out.update(dict.fromkeys(MODEL_KEYS))
         out["absent"] = {k: f"not implemented yet: {v}" for k, v in MODEL_KEYS.items()}
         if self.truth_churn is None:
-            out["absent"]["churn.true_rule_auc"] = "no simulator truth beside the input"
+            out["absent"]["churn.true_auc"] = out["absent"]["churn.true_rule_auc"] = (
+                "no simulator truth beside the input"
+            )
         out["series"] = {
             "day": sorted(self.daily_events),
             "events": [self.daily_events[d] for d in sorted(self.daily_events)],
@@ -461,6 +426,11 @@ def choose_k(
     return {"best": best, "silhouette": {str(k): v for k, v in scores.items()}}
 
 
+def _copy(model: Any) -> Any:
+    """A snapshot of a model, as the learner publishes it (a pickle round trip)."""
+    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
@@ -516,9 +486,31 @@ def render_html(report: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{k}</td><td>{'—' if v is None else v}</td></tr>"
         for k, v in report.items()
-        if k not in ("series", "absent")
+        if k not in ("series", "absent", "churn.reliability")
     )
     return (
         f"<!doctype html><meta charset=utf-8><title>nba evaluate</title>"
         f"<h1>nba evaluate</h1><table>{rows}</table><h2>Over simulated time</h2>{svg}"
+        f"<h2>Churn risk: reliability (last 30 labelled days)</h2>"
+        f"{_reliability_svg(report.get('churn.reliability') or [])}"
+    )
+
+
+def _reliability_svg(bins: list[tuple[float, float, int]], size: int = 320, pad: int = 30) -> str:
+    """Predicted (x) against observed (y) churn rate per equal-mass bin, and the diagonal."""
+    span = size - 2 * pad
+
+    def xy(p: float, o: float) -> str:
+        return f"{pad + span * p:.1f},{size - pad - span * o:.1f}"
+
+    dots = "".join(
+        f'<circle cx="{xy(p, o).split(",")[0]}" cy="{xy(p, o).split(",")[1]}" r="4" fill="#d62728">'
+        f"<title>predicted {p:.3f}, observed {o:.3f}, {n} snapshots</title></circle>"
+        for p, o, n in bins
+    )
+    return (
+        f'<svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg">'
+        f'<polyline fill="none" stroke="#999" points="{xy(0, 0)} {xy(1, 1)}"/>{dots}'
+        f'<text x="{pad}" y="15">observed vs predicted, {len(bins)} equal-mass bins</text>'
+        f'<text x="{pad}" y="{size - 8}">predicted risk 0 to 1</text></svg>'
     )

@@ -22,7 +22,7 @@ from app.faust_fixes import ack_only_processed, drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
-from app.rules import new_segmenter, step_config
+from app.rules import new_churn, new_segmenter, new_value, step_config
 from app.settings import Settings
 from app.topics import TopicNames
 from schemas.validate import ValidationPolicy
@@ -122,6 +122,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         catalog=catalog.items,
         learner=LearnerRules(
             segmenter=functools.partial(new_segmenter, settings),
+            churn=functools.partial(new_churn, settings),
+            value=functools.partial(new_value, settings),
             snapshot_every=seg.snapshot_every,
             snapshot_interval_s=seg.snapshot_interval_s,
         ),

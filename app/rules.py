@@ -3,7 +3,10 @@ these, so an evaluation runs the rules the worker would run with the same enviro
 
 from __future__ import annotations
 
+from river import tree
+
 from app.settings import Settings
+from models.churn import ChurnModel, LabelRules, ValueModel
 from models.decision import RulePolicy
 from models.lifecycle import LifecyclePolicy
 from models.segmentation import Segmenter
@@ -21,7 +24,31 @@ def step_config(settings: Settings) -> StepConfig:
         lifecycle=LifecyclePolicy(**settings.lifecycle.model_dump()),
         train_interval_s=seg.train_interval_s,
         train_min_events=seg.train_min_events,
+        labels=label_rules(settings),
     )
+
+
+def label_rules(settings: Settings) -> LabelRules:
+    """How churn and value snapshots are sampled and labelled."""
+    c, day = settings.churn, 86_400.0
+    return LabelRules(
+        horizon_s=c.horizon_days * day,
+        value_horizon_s=c.value_horizon_days * day,
+        sample_every_s=c.sample_every_days * day,
+        active_window_s=c.active_window_days * day,
+    )
+
+
+def new_churn(settings: Settings) -> ChurnModel:
+    """A fresh churn model."""
+    c = settings.churn
+    classifier = tree.HoeffdingAdaptiveTreeClassifier(seed=42) if c.classifier == "hoeffding" else None
+    return ChurnModel(classifier, calibration_lr=c.calibration_lr, drift_delta=c.drift_delta)
+
+
+def new_value(settings: Settings) -> ValueModel:
+    """A fresh 30-day value model."""
+    return ValueModel()
 
 
 def new_segmenter(settings: Settings) -> Segmenter:

@@ -9,7 +9,7 @@ Clock of each time setting: **event time** unless its name says ``wall``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -147,6 +147,26 @@ class SegmentSettings(BaseModel):
     )
 
 
+class ChurnSettings(BaseModel):
+    """Churn risk and 30-day value (see models/churn.py); days of event time."""
+
+    horizon_days: float = Field(14.0, gt=0, description="H: churned at t if no activity in (t, t + H].")
+    value_horizon_days: float = Field(
+        30.0, gt=0, description="V: the value label is the spend in (t, t + V]."
+    )
+    sample_every_days: float = Field(
+        3.0, gt=0, description="At most one pending feature snapshot per user per this many days."
+    )
+    active_window_days: float = Field(
+        30.0, gt=0, description="Users silent for longer are no longer scored on the daily tick."
+    )
+    classifier: Literal["logistic", "hoeffding"] = Field(
+        "logistic", description="Churn classifier: scaled logistic regression, or a Hoeffding adaptive tree."
+    )
+    calibration_lr: float = Field(0.02, gt=0, description="Learning rate of the online Platt calibration.")
+    drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence on the churn error stream.")
+
+
 class RuleSettings(BaseModel):
     views_threshold: int = Field(
         3, ge=1, description="Views of one item, without buying it, that trigger recommend_item."
@@ -156,7 +176,7 @@ class RuleSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments,
+    """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments, churn,
     rule."""
 
     model_config = SettingsConfigDict(
@@ -170,6 +190,7 @@ class Settings(BaseSettings):
     time: TimeSettings = TimeSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     segments: SegmentSettings = SegmentSettings()
+    churn: ChurnSettings = ChurnSettings()
     rule: RuleSettings = RuleSettings()
 
 

@@ -54,6 +54,8 @@ class DecisionContext:
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
     trigger: EventFacts | None = None
     policy: RulePolicy = RulePolicy()
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+    """Versions of the model snapshots whose outputs are in the profile and ``predictions``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,21 @@ def _channel(profile: Profile, consent: Mapping[str, bool]) -> str | None:
     return None
 
 
+def model_reasons(profile: Profile) -> tuple[str, ...]:
+    """The churn risk with what drives it, and the value estimate, in words.
+
+    >>> model_reasons(Profile("u:1", churn_risk=0.72, churn_reasons=["long inactive"], value_30d=31.5))
+    ('churn risk 72% (long inactive)', 'expected spend in the next 30 days: 31.50')
+    """
+    out = []
+    if profile.churn_risk is not None:
+        why = f" ({', '.join(profile.churn_reasons)})" if profile.churn_reasons else ""
+        out.append(f"churn risk {profile.churn_risk:.0%}{why}")
+    if profile.value_30d is not None:
+        out.append(f"expected spend in the next 30 days: {profile.value_30d:.2f}")
+    return tuple(out)
+
+
 def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
     """Decide what to send now, if anything.
 
@@ -117,6 +134,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
     reasons = (
         f"viewed {name} {views} times without buying it",
         f"most engaged on {channel} ({profile.by_channel.get(channel, 0)} of {profile.events} events)",
+        *model_reasons(profile),
     )
     decision = Decision(
         action_id=action_id(profile.canonical, "recommend_item", trigger.dedupe_key),
@@ -128,6 +146,6 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
         created_at=ctx.now,
         expires_at=ctx.now + policy.expiry_s,
         trigger_event_id=trigger.event_id,
-        model_versions={"policy": RULE_VERSION},
+        model_versions={"policy": RULE_VERSION, **ctx.model_versions},
     )
     return decision, ctx.contact.sent("recommend_item", ctx.now)

@@ -39,6 +39,8 @@ MAX_PARKED = 10_000
 MAX_AFFINITIES = 24
 """Category and tag affinities kept per user (the strongest, at the user's newest event)."""
 MAX_DAYS = 64
+MAX_PENDING = 16
+"""Pending churn/value snapshots kept per user (see :mod:`models.churn`)."""
 """Distinct active days kept per user (the most recent)."""
 COMPLETED = 0.9
 """A view with at least this progress counts as completed."""
@@ -76,7 +78,8 @@ class Profile:
     bought: list[str] = field(default_factory=list)
     timezone: str | None = None
     decayed: dict[str, list[float]] = field(default_factory=dict)
-    """``all`` / ``t:<type>`` / ``c:<channel>`` -> decayed event counts ``[at, 1d, 7d, 30d]``."""
+    """``all`` / ``t:<type>`` / ``c:<channel>`` -> decayed event counts ``[at, 1d, 7d, 30d]``;
+    ``progress`` -> decayed sum of view progress (recent completion is it over ``t:view``)."""
     engagement: dict[str, list[float]] = field(default_factory=dict)
     """channel -> engagement-weighted decayed count ``[at, 30d]`` (see ``ENGAGEMENT``)."""
     affinity: dict[str, list[float]] = field(default_factory=dict)
@@ -104,6 +107,16 @@ class Profile:
     seen: dict[str, float] = field(default_factory=dict)
     """dedupe key -> event ts, for events within the dedupe window."""
     dedupe_floor: float = float("-inf")
+    churn_risk: float | None = None
+    """Calibrated probability of no activity in the next H days, at the newest score."""
+    churn_reasons: list[str] = field(default_factory=list)
+    """The features that pushed ``churn_risk`` up most, in words."""
+    value_30d: float | None = None
+    """Expected spend over the next 30 days (base currency), at the newest score."""
+    scored_at: float | None = None
+    """Event time of the newest churn/value score (an event, or the daily tick while silent)."""
+    pending: list[list[Any]] = field(default_factory=list)
+    """Feature snapshots waiting for their churn and value labels (see :mod:`models.churn`)."""
     merged_into: str | None = None
     """Set on an anonymous profile folded into a user: its events are forwarded there, and its
     state is kept as it was at the merge so that a redelivered link can re-send the merge."""
@@ -169,7 +182,7 @@ class Profile:
 
 
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
-_PRIVATE_FIELDS = frozenset({"seen", "dedupe_floor", "merged_from", "parked"})
+_PRIVATE_FIELDS = frozenset({"seen", "dedupe_floor", "merged_from", "parked", "pending"})
 _PUBLIC_FIELDS = tuple(n for n in _PROFILE_FIELDS if n not in _PRIVATE_FIELDS)
 
 
@@ -275,6 +288,7 @@ def _accumulate(profile: Profile, facts: EventFacts, item: CatalogEntry | None) 
         profile.progress_sum += facts.progress
         profile.progress_views += 1
         profile.completed_views += facts.progress >= COMPLETED
+        _bump(profile.decayed, "progress", ts, facts.progress, decay.HALF_LIVES_S)
     _bump(profile.engagement, facts.channel, ts, weight, ENGAGEMENT_HALF_LIFE)
     if etype == "purchase" or etype == "share" or (etype == "view" and facts.progress >= 0.5):
         profile.engaged_at = ts if profile.engaged_at is None else min(profile.engaged_at, ts)
@@ -385,6 +399,9 @@ def merge_into(target: Profile, source: Profile) -> bool:
         target.engaged_at = (
             source.engaged_at if target.engaged_at is None else min(target.engaged_at, source.engaged_at)
         )
+    # the anonymous id's pending snapshots go on being labelled by the user's activity
+    target.pending = sorted(target.pending + [list(s) for s in source.pending], key=lambda s: s[0])
+    del target.pending[:-MAX_PENDING]
     target.seen.update(source.seen)
     target.dedupe_floor = max(target.dedupe_floor, source.dedupe_floor)
     target.seen = {k: v for k, v in target.seen.items() if v > target.dedupe_floor}

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models import churn as churn_mod
 from models import lifecycle
 from models.catalog import CatalogEntry
+from models.churn import ChurnModel, Labelled, LabelRules, ValueModel, churn_features
 from models.clock import is_backfill
 from models.decision import (
     ContactState,
@@ -26,7 +28,7 @@ from models.decision import (
 )
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.features import profile_features
+from models.features import FEATURES, profile_features
 from models.lifecycle import LifecyclePolicy, Transition
 from models.profile import Applied, Profile, apply_event
 from models.segmentation import Segmenter
@@ -46,6 +48,35 @@ class StepConfig:
     send_enabled: bool = True
     """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
     rule: RulePolicy = field(default_factory=RulePolicy)
+    labels: LabelRules = field(default_factory=LabelRules)
+
+
+@dataclass(frozen=True, slots=True)
+class Scorers:
+    """The latest snapshots of the shared models (any may be missing before it is trained)."""
+
+    segmenter: Segmenter | None = None
+    churn: ChurnModel | None = None
+    value: ValueModel | None = None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        out = {}
+        for name, model in (("segmentation", self.segmenter), ("churn", self.churn), ("value", self.value)):
+            if model is not None:
+                out[name] = f"{name}-{model.n_learned}"
+        return out
+
+
+NO_MODELS = Scorers()
+
+
+@dataclass(frozen=True, slots=True)
+class Woken:
+    """What a due time changed: stage transitions and snapshots whose labels became known."""
+
+    transitions: tuple[Transition, ...] = ()
+    labelled: tuple[Labelled, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +90,8 @@ class StepResult:
     """Features to send to the shared models' training stream, if this event contributes one."""
     moved: tuple[int | None, int] | None = None
     """(old, new) segment, if the user's segment changed."""
+    labelled: tuple[Labelled, ...] = ()
+    """Snapshots whose labels this event's watermark handed out, for the shared models to learn."""
 
 
 class _LazyRandom(random.Random):
@@ -102,27 +135,78 @@ def seeded_rng(canonical: str, salt: str) -> random.Random:
     return _LazyRandom(zlib.crc32(f"{canonical}|{salt}".encode()))
 
 
-def reschedule(profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig) -> list[Transition]:
+def _next_tick(profile: Profile, rules: LabelRules) -> float | None:
+    """The next daily churn tick (a UTC day boundary) while the user is recently active."""
+    if profile.last_seen is None or profile.merged_into is not None:
+        return None
+    after = profile.scored_at if profile.scored_at is not None else profile.last_seen
+    tick = (after // churn_mod.DAY + 1) * churn_mod.DAY
+    return tick if tick - profile.last_seen <= rules.active_window_s else None
+
+
+def next_wake(profile: Profile, cfg: StepConfig) -> float | None:
+    """When silence next matters: a stage change, a daily churn tick, or a label coming due."""
+    times = [
+        t
+        for t in (
+            lifecycle.next_wake(profile, cfg.lifecycle),
+            _next_tick(profile, cfg.labels),
+            churn_mod.next_label_time(profile, cfg.labels),
+        )
+        if t is not None
+    ]
+    return min(times) if times else None
+
+
+def _score(profile: Profile, now: float, x: dict[str, float], models: Scorers, cfg: StepConfig) -> None:
+    """Score churn risk and value at ``now`` and keep the snapshot if the sampling policy allows."""
+    risk = value = -1.0  # -1: no model yet (such snapshots still train, but are not evaluated)
+    if models.churn is not None and models.churn.n_learned:
+        risk, profile.churn_reasons = models.churn.assess(x)
+        profile.churn_risk = round(risk, 4)
+    if models.value is not None and models.value.n_learned:
+        value = models.value.predict_one(x)
+        profile.value_30d = round(value, 2)
+    profile.scored_at = now
+    churn_mod.snapshot(profile, now, x, risk, value, cfg.labels)
+
+
+def _wake(
+    profile: Profile, at: float, cfg: StepConfig, models: Scorers
+) -> tuple[Transition | None, list[Labelled]]:
+    change = lifecycle.update(profile, at, cfg.lifecycle)
+    if at == _next_tick(profile, cfg.labels):
+        _score(profile, at, churn_features(profile, at), models, cfg)
+    return change, churn_mod.on_watermark(profile, at, cfg.labels)
+
+
+def reschedule(
+    profile: Profile, due: DueIndex, watermark: float | None, cfg: StepConfig, models: Scorers = NO_MODELS
+) -> Woken:
     """Point the due-time index at the profile's next wake-up. Wake-ups the watermark has
     already passed are applied now, each at its own event time (so a watermark that jumps over
-    several days yields the same transitions, at the same times, as one that crawls)."""
+    several days yields the same transitions, scores and labels, at the same times, as one that
+    crawls)."""
     changes: list[Transition] = []
+    labelled: list[Labelled] = []
+    woke_at = None
     while True:
-        at = lifecycle.next_wake(profile, cfg.lifecycle)
+        at = next_wake(profile, cfg)
         if at is None or at == profile.due_at:
-            return changes
-        if watermark is not None and at <= watermark:
-            change = lifecycle.update(profile, at, cfg.lifecycle)
+            return Woken(tuple(changes), tuple(labelled))
+        if watermark is not None and at <= watermark and at != woke_at:  # (never loop on one time)
+            woke_at = at
+            change, done = _wake(profile, at, cfg, models)
             profile.due_at = None
-            if change is None:  # cannot happen (next_wake and stage_at agree); never loop on it
-                return changes
-            changes.append(change)
+            if change is not None:
+                changes.append(change)
+            labelled += done
             continue
         previous, profile.due_at = profile.due_at, at
         if previous is None or due.bucket(previous) != due.bucket(at):
             # a later time in the same bucket needs no new entry: the bucket fires after both
             due.schedule(profile.canonical, at)
-        return changes
+        return Woken(tuple(changes), tuple(labelled))
 
 
 def on_event(
@@ -133,7 +217,7 @@ def on_event(
     due: DueIndex,
     cfg: StepConfig,
     catalog: Mapping[str, CatalogEntry] | None = None,
-    segmenter: Segmenter | None = None,
+    models: Scorers = NO_MODELS,
 ) -> StepResult:
     """Apply ``facts`` to ``profile`` (in place) and decide whether to act on it.
 
@@ -155,13 +239,18 @@ def on_event(
     if outcome is not Applied.applied:
         return StepResult(outcome)
     assert profile.last_seen is not None
+    churn_mod.on_activity(profile, facts.ts, facts.spend, cfg.labels)
     changes = []
     change = lifecycle.update(profile, profile.last_seen, cfg.lifecycle)
     if change is not None:
         changes.append(change)
-    changes += reschedule(profile, due, watermark, cfg)
-    x = profile_features(profile, profile.last_seen)
-    moved = assign_segment(profile, x, segmenter)
+    xc = churn_features(profile, profile.last_seen)
+    _score(profile, profile.last_seen, xc, models, cfg)
+    woken = reschedule(profile, due, watermark, cfg, models)
+    changes += woken.transitions
+    labelled = woken.labelled
+    x = {f: xc[f] for f in FEATURES}
+    moved = assign_segment(profile, x, models.segmenter)
     sample = None
     if profile.events >= cfg.train_min_events and (
         profile.trained_at is None or profile.last_seen - profile.trained_at >= cfg.train_interval_s
@@ -169,7 +258,14 @@ def on_event(
         profile.trained_at = profile.last_seen
         sample = x
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
-        return StepResult(outcome, backfill=True, transitions=tuple(changes), sample=sample, moved=moved)
+        return StepResult(
+            outcome,
+            backfill=True,
+            transitions=tuple(changes),
+            sample=sample,
+            moved=moved,
+            labelled=tuple(labelled),
+        )
     decision, contact = decide(
         DecisionContext(
             profile=profile,
@@ -179,11 +275,24 @@ def on_event(
             catalog=catalog or {},
             trigger=facts,
             policy=cfg.rule,
+            predictions={
+                k: v
+                for k, v in (("churn", profile.churn_risk), ("value", profile.value_30d))
+                if v is not None
+            },
+            model_versions=models.versions,
         )
     )
     if decision is not None and cfg.send_enabled:
         profile.contact = dict(contact.last_sent)
-    return StepResult(outcome, decision=decision, transitions=tuple(changes), sample=sample, moved=moved)
+    return StepResult(
+        outcome,
+        decision=decision,
+        transitions=tuple(changes),
+        sample=sample,
+        moved=moved,
+        labelled=tuple(labelled),
+    )
 
 
 def assign_segment(
@@ -204,25 +313,27 @@ def on_due(
     watermark: float,
     due: DueIndex,
     cfg: StepConfig,
-    segmenter: Segmenter | None = None,
-) -> list[Transition] | None:
-    """A due time fired for this user at ``watermark``: the stage changes it caused (the segment
-    is re-scored too), or ``None`` if the hint was stale (the user was rescheduled since) and the
-    profile is unchanged."""
+    models: Scorers = NO_MODELS,
+) -> Woken | None:
+    """A due time fired for this user at ``watermark``: the stage changes, scores and labels it
+    caused (the segment is re-scored too), or ``None`` if the hint was stale (the user was
+    rescheduled since) and the profile is unchanged."""
     if profile.merged_into is not None or profile.due_at is None or profile.due_at > watermark:
         return None  # folded into a user (who has their own wake-ups), or a stale hint
-    assign_segment(profile, profile_features(profile, watermark), segmenter)
+    assign_segment(profile, profile_features(profile, watermark), models.segmenter)
     profile.due_at = None
-    return reschedule(profile, due, watermark, cfg)
+    return reschedule(profile, due, watermark, cfg, models)
 
 
-def on_merged(profile: Profile, watermark: float | None, due: DueIndex, cfg: StepConfig) -> list[Transition]:
+def on_merged(
+    profile: Profile, watermark: float | None, due: DueIndex, cfg: StepConfig, models: Scorers = NO_MODELS
+) -> Woken:
     """An anonymous profile was folded into ``profile``: re-evaluate the stage at the newest
     event and point the due-time index at the merged profile's next wake-up."""
     if profile.last_seen is None:
-        return []
-    changes = []
+        return Woken()
     change = lifecycle.update(profile, profile.last_seen, cfg.lifecycle)
-    if change is not None:
-        changes.append(change)
-    return changes + reschedule(profile, due, watermark, cfg)
+    woken = reschedule(profile, due, watermark, cfg, models)
+    if change is None:
+        return woken
+    return Woken((change, *woken.transitions), woken.labelled)

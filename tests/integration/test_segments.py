@@ -1,5 +1,5 @@
-"""Online segmentation through the real broker: one learner, every worker scoring from its latest
-snapshot, exactly-once learning across crashes."""
+"""The shared models through the real broker (segmentation, churn, value): one learner, every
+worker scoring from its latest snapshots, exactly-once learning across crashes."""
 
 from __future__ import annotations
 
@@ -47,10 +47,11 @@ async def segments(url: str) -> dict[str, Any]:
         return data
 
 
-async def latest_snapshot(dep: Deployment) -> tuple[dict[str, Any], Any]:
+async def latest_snapshots(dep: Deployment) -> dict[str, tuple[dict[str, Any], Any]]:
+    """The newest snapshot of each model (the compacted topic's last value per key)."""
     records = await consume(dep.bootstrap, dep.topic("nba.models"), until=10**9, timeout=5)
     assert records, "no model snapshot published"
-    return checkpoint.decode(records[-1].value)
+    return {r.key.decode(): checkpoint.decode(r.value) for r in records}
 
 
 async def topic_size(dep: Deployment, name: str) -> int:
@@ -97,7 +98,7 @@ async def test_two_workers_score_with_the_one_learners_snapshot_and_agree(
 
     v1, v2 = await stable(versions, quiet_s=6, timeout=180, what="the model snapshots")
     assert v1 == v2, "both workers score with the same snapshot"
-    header, model = await latest_snapshot(dep)
+    header, model = (await latest_snapshots(dep))["segmentation"]
     assert header["version"] == v1 and model.ready
 
     # every user sends one more event: each is scored by whichever worker owns them
@@ -142,6 +143,7 @@ async def test_two_workers_score_with_the_one_learners_snapshot_and_agree(
         p = Profile.from_dict(data)
         assert p.last_seen is not None
         assert data["segment"] == model.predict_one(profile_features(p, p.last_seen)), uid
+        assert 0.0 <= data["churn_risk"] <= 1.0 and data["churn_reasons"], uid  # scored on the ping
 
     applied = []
     async with httpx.AsyncClient(timeout=5) as client:
@@ -183,10 +185,13 @@ async def test_a_learner_killed_mid_training_learns_every_sample_exactly_once(de
 
     async def learned_vs_sent() -> tuple[int, int] | None:
         sent = await topic_size(dep, "nba.training")
-        header, _ = await latest_snapshot(dep)
-        return header["n_learned"], sent
+        latest = await latest_snapshots(dep)
+        return sum(header["n_learned"] for header, _ in latest.values()), sent
 
     n_learned, sent = await stable(learned_vs_sent, quiet_s=6, timeout=180, what="learning")
     assert sent > 300 and n_learned == sent, "every training sample learned exactly once"
-    header, _ = await latest_snapshot(dep)
-    assert header["offset"] == sent - 1
+    latest = await latest_snapshots(dep)
+    assert max(header["offset"] for header, _ in latest.values()) == sent - 1
+    # three weeks of simulated time: churn labels (14-day horizon) were learned too
+    churn_header, churn = latest["churn"]
+    assert churn.n_learned == churn_header["n_learned"] > 0 and churn_header["validation"]["window"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from models.catalog import CatalogEntry
+from models.churn import LabelRules
 from models.decision import ContactState, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -71,19 +72,21 @@ def test_no_send_mode_decides_without_recording_contact() -> None:
 def test_silent_user_goes_at_risk_then_dormant_through_the_due_index_and_wakes_on_activity() -> None:
     store: dict[str, list[str]] = {}
     p, idx = Profile("u:1"), DueIndex(store, 0, bucket_s=3600)
-    cfg = StepConfig()  # one active day: default rhythm 7 days -> at risk after 10, dormant after 14
+    # one active day: default rhythm 7 days -> at risk after 10, dormant after 14 (the daily churn
+    # ticks are switched off here, so that only stage changes wake the user; see test_churn)
+    cfg = StepConfig(labels=LabelRules(active_window_s=0.0))
     on_event(p, view(0, 0.0), watermark=0.0, due=idx, cfg=cfg)
     assert p.due_at == 10 * DAY and store and p.stage == "acquisition"
     assert on_due(p, 5 * DAY, idx, cfg) is None  # not due yet: a stale hint changes nothing
     due, _ = idx.pop_due(11 * DAY, 0)
-    changes = on_due(p, 11 * DAY, idx, cfg)
-    assert due == ["u:1"] and changes is not None
-    assert [(c.from_stage, c.to_stage) for c in changes] == [("acquisition", "at_risk")]
+    woken = on_due(p, 11 * DAY, idx, cfg)
+    assert due == ["u:1"] and woken is not None
+    assert [(c.from_stage, c.to_stage) for c in woken.transitions] == [("acquisition", "at_risk")]
     assert p.due_at == 14 * DAY
     due, _ = idx.pop_due(15 * DAY, 0)
-    changes = on_due(p, 15 * DAY, idx, cfg)
-    assert due == ["u:1"] and changes is not None and p.dormant
-    assert [(c.to_stage, c.at) for c in changes] == [("dormant", 14 * DAY)]  # at its own time
+    woken = on_due(p, 15 * DAY, idx, cfg)
+    assert due == ["u:1"] and woken is not None and p.dormant
+    assert [(c.to_stage, c.at) for c in woken.transitions] == [("dormant", 14 * DAY)]  # at its own time
     result = on_event(p, view(1, 16 * DAY), watermark=15 * DAY, due=idx, cfg=cfg)
     assert not p.dormant and [c.to_stage for c in result.transitions] == ["acquisition"]
     assert p.due_at is not None and p.due_at > 16 * DAY
@@ -110,10 +113,13 @@ def test_a_watermark_jumping_over_both_thresholds_gives_the_same_transitions_at_
     crawl = DueIndex({}, 0)
     steps = []
     for day in range(1, 21):  # the watermark moves a day at a time
-        steps += on_due(lived, day * DAY, crawl, cfg) or []
-    jump = on_due(replayed, 20 * DAY, DueIndex({}, 0), cfg) or []  # one jump of 20 days
+        woken = on_due(lived, day * DAY, crawl, cfg)
+        steps += woken.transitions if woken else ()
+    jumped = on_due(replayed, 20 * DAY, DueIndex({}, 0), cfg)  # one jump of 20 days
+    jump = jumped.transitions if jumped else ()
     assert [(c.to_stage, c.at) for c in steps] == [(c.to_stage, c.at) for c in jump]
     assert [(c.to_stage, c.at) for c in jump] == [("at_risk", 10 * DAY), ("dormant", 14 * DAY)]
+    assert lived.pending == replayed.pending and lived.scored_at == replayed.scored_at
 
 
 def test_a_merged_anonymous_profile_goes_quiet_and_the_user_takes_over_its_stage() -> None:
@@ -127,7 +133,7 @@ def test_a_merged_anonymous_profile_goes_quiet_and_the_user_takes_over_its_stage
     assert anon.stage == "activation" and anon.due_at is not None
     assert merge_into(user, anon)
     anon.merged_into = "u:1"
-    changes = on_merged(user, None, idx, cfg)
-    assert [(c.from_stage, c.to_stage) for c in changes] == [("acquisition", "activation")]
+    woken = on_merged(user, None, idx, cfg)
+    assert [(c.from_stage, c.to_stage) for c in woken.transitions] == [("acquisition", "activation")]
     assert user.due_at == anon.due_at
     assert on_due(anon, 30 * DAY, idx, cfg) is None  # the folded profile never transitions again

@@ -106,6 +106,8 @@ def reference(events: list[EventFacts]) -> dict[str, object]:
     for e in distinct:
         for key in ("all", f"t:{e.type}", f"c:{e.channel}"):
             groups.setdefault(key, []).append((e.ts, 1.0))
+        if e.type == "view":  # decayed view progress (recent completion)
+            groups.setdefault("progress", []).append((e.ts, e.progress))
     ref["decayed"] = {k: decayed(g, HALF_LIVES) for k, g in groups.items()}
 
     def weight(e: EventFacts) -> float:

@@ -126,6 +126,10 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert report["churn.snapshots"] > 1000 and 0.02 < report["churn.positive_rate"] < 0.5
     assert report["churn.rule_auc"] > 0.65  # loose bar: recency is informative in this world
     assert report["churn.true_rule_auc"] is not None and report["churn.true_rule_auc"] > 0.55
+    # the churn model, loose bars on a small world (quality bars: bench/eval_seeds.py, 5 seeds)
+    assert report["churn.label_agreement"] == 1.0  # the worker's labels equal the batch derivation
+    assert report["churn.auc"] > 0.7 and report["churn.batch_auc"] > 0.7 and report["churn.true_auc"] > 0.6
+    assert report["churn.ece"] < 0.1 and len(report["churn.reliability"]) == 15
     assert 0 < report["similarity.hr10_popularity"] < 1
     for key in MODEL_KEYS:
         assert report[key] is None and key in report["absent"]
@@ -138,7 +142,7 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert report["lifecycle.dormant_recall_churned"] > 0.8 and report["lifecycle.dormant_rate_active"] < 0.2
     assert sum(report["lifecycle.stages"].values()) == report["data.users"]
     html = render_html(report)
-    assert "<svg" in html and "churn.rule_auc" in html
+    assert "<svg" in html and "churn.rule_auc" in html and "reliability" in html
 
 
 def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, tmp_path: Path) -> None:
@@ -169,7 +173,8 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
     )
     report = evaluate(csv_path, mapping=m, policy=POLICY)
     assert report["truth"] is None and report["churn.true_rule_auc"] is None
-    assert "churn.true_rule_auc" in report["absent"]
+    assert "churn.true_rule_auc" in report["absent"] and "churn.true_auc" in report["absent"]
+    assert report["churn.auc"] is not None and report["churn.label_agreement"] == 1.0
     assert report["churn.rule_auc"] > 0.65 and report["data.events"] > 10_000
 
 
