@@ -87,9 +87,7 @@ def _patch_ack(app: Any, consumer: Any) -> None:
     ack = consumer.ack
 
     def skipped(message: Any) -> bool:
-        return bool(
-            not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id
-        )
+        return bool(not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id)
 
     def ack_processed(message: Any) -> bool:
         if not skipped(message):

@@ -87,22 +87,10 @@ def main(path: Path, limit: int) -> dict[str, Any]:
     # memory per user over the final profiles (users only, not merged anonymous shells)
     final = [p for p in ev.profiles.values() if p.merged_into is None and p.last_seen is not None]
     blobs = [p.dumps() for p in final]
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    copies = [Profile.loads(b) for b in blobs]
-    live = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    del copies
+    live = _decoded_bytes(blobs, Profile.loads)
     active = [p for p in final if p.pending]
     pending_blobs = [orjson.dumps(p.pending) for p in active]
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    pending_copies = [orjson.loads(b) for b in pending_blobs]
-    pending_live = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    del pending_copies
+    pending_live = _decoded_bytes(pending_blobs, orjson.loads)
     n, na = len(final), max(1, len(active))
     return {
         "input": str(path),
@@ -123,6 +111,18 @@ def main(path: Path, limit: int) -> dict[str, Any]:
         "serialized_mb_per_100k_users": round(sum(map(len, blobs)) / n * 100_000 / 1e6, 1),
         "python_objects_mb_per_100k_users": round(live / n * 100_000 / 1e6, 1),
     }
+
+
+def _decoded_bytes(blobs: list[bytes], decode: Any) -> int:
+    """Bytes of Python objects that decoding every blob allocates (``tracemalloc``)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    decoded = [decode(b) for b in blobs]
+    live: int = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del decoded
+    return live
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models import churn as churn_mod
@@ -257,15 +257,9 @@ def on_event(
     ):
         profile.trained_at = profile.last_seen
         sample = x
+    result = StepResult(outcome, transitions=tuple(changes), sample=sample, moved=moved, labelled=labelled)
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
-        return StepResult(
-            outcome,
-            backfill=True,
-            transitions=tuple(changes),
-            sample=sample,
-            moved=moved,
-            labelled=tuple(labelled),
-        )
+        return replace(result, backfill=True)
     decision, contact = decide(
         DecisionContext(
             profile=profile,
@@ -285,14 +279,7 @@ def on_event(
     )
     if decision is not None and cfg.send_enabled:
         profile.contact = dict(contact.last_sent)
-    return StepResult(
-        outcome,
-        decision=decision,
-        transitions=tuple(changes),
-        sample=sample,
-        moved=moved,
-        labelled=tuple(labelled),
-    )
+    return replace(result, decision=decision)
 
 
 def assign_segment(
