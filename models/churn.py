@@ -370,8 +370,10 @@ def _top(contrib: dict[str, float], top: int) -> list[tuple[str, float]]:
 class ValueModel(base.Regressor):
     """Expected spend over the next 30 days (in the base currency), learned online.
 
-    Learns ``log1p(spend)`` with a scaled linear regression, so a few large orders do not
-    dominate; predicts its ``expm1``, never below zero.
+    Learns ``log1p(spend)`` with a scaled linear regression (gradients clipped), so a few large
+    orders do not dominate; predicts its ``expm1``, never below zero nor above the largest label
+    learned so far (an online linear model extrapolates wildly on unusual profiles otherwise:
+    measured, the mean absolute error of the unbounded version was in the millions).
 
     Examples
     --------
@@ -382,13 +384,14 @@ class ValueModel(base.Regressor):
     True
     """
 
-    def __init__(self, lr: float = 0.01) -> None:
+    def __init__(self, lr: float = 0.005) -> None:
         self.lr = lr
         self._reg: Any = compose.Pipeline(
             preprocessing.StandardScaler(),
-            linear_model.LinearRegression(optimizer=optim.SGD(lr), l2=1e-4),
+            linear_model.LinearRegression(optimizer=optim.SGD(lr), l2=1e-4, clip_gradient=1.0),
         )
         self.n_learned = 0
+        self.max_log_y = 0.0
         self._fast: tuple[list[tuple[str, float, float, float]], float] | None = None
 
     def predict_one(self, x: dict[str, Any]) -> float:  # type: ignore[override]
@@ -397,11 +400,13 @@ class ValueModel(base.Regressor):
         assert self._fast is not None
         terms, intercept = self._fast
         raw = intercept + sum(w * (x[f] - m) * inv for f, m, inv, w in terms if f in x)
-        return max(0.0, math.expm1(min(raw, 20.0)))
+        return max(0.0, math.expm1(min(raw, self.max_log_y)))
 
     def learn_one(self, x: dict[str, Any], y: float) -> None:  # type: ignore[override]
         self._fast = None
-        self._reg.learn_one(x, math.log1p(max(0.0, float(y))))
+        target = math.log1p(max(0.0, float(y)))
+        self.max_log_y = max(self.max_log_y, target)
+        self._reg.learn_one(x, target)
         self.n_learned += 1
 
 

@@ -197,5 +197,12 @@ def test_the_fast_linear_scoring_equals_rivers_own_pipeline() -> None:
     river_raw = model._clf.predict_proba_one(x)[True]
     platt = model._platt.predict_proba_one({"z": math.log(river_raw / (1 - river_raw))})[True]
     assert abs(model.predict_proba_one(x)[True] - platt) < 1e-9
-    river_value = math.expm1(value._reg.predict_one(x))
+    river_value = math.expm1(min(value._reg.predict_one(x), value.max_log_y))
     assert abs(value.predict_one(x) - river_value) < 1e-9 * max(1.0, river_value)
+
+
+def test_the_value_estimate_stays_within_the_labels_seen() -> None:
+    value = ValueModel()
+    for i in range(300):
+        value.learn_one({**X, "spend": float(i % 3)}, 50.0 * (i % 3))
+    assert 0.0 <= value.predict_one({**X, "spend": 1e6}) <= 100.0 + 1e-9  # an extreme profile
