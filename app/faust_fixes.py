@@ -18,10 +18,12 @@
     partitions are assigned again, so the acks of skipped messages land in the new
     generation's lists: once the message before them is processed, Faust commits past the
     skipped ones, and if the worker dies before their re-fetched copies are processed they are
-    lost (found by ``tests/integration/test_crash_recovery.py``: a user one to three events short
-    after SIGKILLs). The fix records such an ack as "no longer in flight" (so a rebalance does
-    not wait for it) but not as committable. A message really processed while a rebalance began
-    is then processed again after the seek, which deduplication absorbs: at least once holds.
+    lost (found by reading Faust's code while chasing ``tests/integration/test_crash_recovery.py``,
+    where a user ends one to three events short after SIGKILLs; this fix alone does not remove
+    every such loss: see the README's known defect). The fix records such an ack as "no longer
+    in flight" (so a rebalance does not wait for it) but not as committable. A message really
+    processed while a rebalance began is then processed again after the seek, which
+    deduplication absorbs: at least once holds.
     faust-streaming's compiled (Cython) stream iterator inlines the consumer's ack, so with the
     fix the app's streams run Faust's pure-Python iterator, which calls ``Consumer.ack``.
 """
