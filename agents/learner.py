@@ -74,7 +74,7 @@ class Learner:
             model, header = self.rt.models.get(name), headers.get(name)
             if model is not None and header is not None:
                 self.models[name] = (
-                    model.clone_for_scoring() if isinstance(model, Segmenter) else _copy(model)
+                    model.clone_for_scoring() if isinstance(model, Segmenter) else checkpoint.copy(model)
                 )
                 self.upto[name] = int(header["offset"])
             else:
@@ -191,11 +191,6 @@ class Learner:
             and time.monotonic() - self.last_snapshot >= self.rt.learner.snapshot_interval_s
         ):
             await self.snapshot()
-
-
-def _copy(model: Any) -> Any:
-    """A private deep copy of a snapshot (the store's object is shared with scoring)."""
-    return checkpoint.decode(checkpoint.encode(model, {}))[1]
 
 
 def register(app: Any, rt: Runtime) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 import random
 import time
 import zlib
@@ -43,6 +42,7 @@ from app.churn_eval import ChurnRecorder
 from app.logs import Mapping, ReadStats, read_ordered
 from app.rules import new_churn, new_segmenter, new_value, step_config
 from app.settings import Settings
+from models import checkpoint
 from models import features as feats
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, ValueModel
@@ -270,8 +270,8 @@ class Evaluation:
                 self.value.learn_one(item.x, item.y)
             self.labels_learned += 1
             if self.labels_learned % self.snapshot_every == 0:  # the learner's snapshot cadence
-                self.churn_scorer = _copy(self.churn) if self.churn.n_learned else None
-                self.value_scorer = _copy(self.value) if self.value.n_learned else None
+                self.churn_scorer = checkpoint.copy(self.churn) if self.churn.n_learned else None
+                self.value_scorer = checkpoint.copy(self.value) if self.value.n_learned else None
 
     # -- next purchase: popularity baseline ------------------------------------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
@@ -424,11 +424,6 @@ def choose_k(
         scores[k] = round(float(silhouette_score(matrix, labels)), 4)
     best = max(scores, key=lambda k: scores[k]) if scores else None
     return {"best": best, "silhouette": {str(k): v for k, v in scores.items()}}
-
-
-def _copy(model: Any) -> Any:
-    """A snapshot of a model, as the learner publishes it (a pickle round trip)."""
-    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _r(x: float | None) -> float | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import pickle
 import time
 import tracemalloc
 from pathlib import Path
@@ -25,6 +24,7 @@ import orjson
 
 from app.evaluate import EvalConfig, Evaluation
 from app.logs import read_ordered
+from models import checkpoint
 from models.churn import churn_features
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -75,7 +75,7 @@ def main(path: Path, limit: int) -> dict[str, Any]:
     for x in xs:
         model.learn_one(x)
     learn_us = (time.process_time() - started) / len(xs) * 1e6
-    churn, value = pickle.loads(pickle.dumps((ev.churn, ev.value)))
+    churn, value = checkpoint.copy(ev.churn), checkpoint.copy(ev.value)
     cx = [churn_features(p, p.last_seen or 0.0) for p in samples]
     started = time.process_time()
     for i, x in enumerate(cx):

@@ -31,7 +31,6 @@ import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,10 +294,6 @@ class ChurnModel(base.Classifier):
             return None
         return {f: w * (x.get(f, m) - m) * inv for f, m, inv, w in lin[0] if f in x}
 
-    @property
-    def _multiclass(self) -> bool:
-        return False
-
     def _raw(self, x: dict[str, float]) -> float:
         contrib = self._contributions(x)
         if contrib is not None:
@@ -426,9 +421,6 @@ class Prequential:
 
     def add(self, p: float, y: float) -> None:
         self.pairs.append((p, int(y)))
-
-    def __iter__(self) -> Iterator[tuple[float, int]]:
-        return iter(self.pairs)
 
     def auc(self) -> float | None:
         return roc_auc([p for p, _ in self.pairs], [y for _, y in self.pairs])
