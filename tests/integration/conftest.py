@@ -189,7 +189,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     yield dep
     for w in dep.workers:
         w.kill()
-    if _reachable(dep.bootstrap):  # a test may have stopped its own broker
+    keep = os.environ.get("NBA_TEST_KEEP_TOPICS") == "1"  # to inspect a failed run's topics
+    if not keep and _reachable(dep.bootstrap):  # a test may have stopped its own broker
         asyncio.run(delete_topics(dep.bootstrap, dep.prefix, dep.app_id))
 
 

@@ -1,5 +1,6 @@
 """Faust work-arounds (app.faust_fixes): the producer buffer drains completely before a commit,
-and the ack of a message a stream skipped never becomes committable."""
+the ack of a message a stream skipped never becomes committable, and no commit runs past the
+next message to process (gaps come only from offsets the fetch read without a record)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import faust
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from app.faust_fixes import ack_only_processed, drain_before_commit
+from app.faust_fixes import ack_only_processed, committable_offset, drain_before_commit, log_gaps
 
 
 async def _fill_slow_buffer(app: faust.App, n: int, per_message_s: float) -> Any:
@@ -94,3 +95,127 @@ def test_skipped_messages_are_not_committable_but_no_longer_in_flight() -> None:
     during.ack(app.consumer)
     assert _committable(app) == [6]
     assert not app.consumer._unacked_messages  # a rebalance does not wait for skipped messages
+
+
+def test_log_gaps_are_the_offsets_read_without_a_record() -> None:
+    assert log_gaps((10, 15), [10, 11, 12, 13, 14]) == []
+    # a transaction marker at 12 and two at the end of the read: both are gaps
+    assert log_gaps((10, 16), [10, 11, 13]) == [(12, 13), (14, 16)]
+    # the read began at a marker
+    assert log_gaps((9, 12), [10, 11]) == [(9, 10)]
+
+
+def test_nothing_is_committed_past_the_next_message_to_process() -> None:
+    assert committable_offset([], 5) is None
+    assert committable_offset([6, 7, 8], 5) is None  # faust 0.15 would commit 9 and lose 5
+    assert committable_offset([5, 6, 8], 5) == 7
+    assert committable_offset([1, 2], 0) is None  # faust skips its check when committed is 0
+    assert committable_offset([0, 1], 0) == 2
+    assert committable_offset([3, 4], None) == 5  # nothing committed yet: the first run counts
+
+
+def test_log_gaps_fill_the_run_but_never_a_message_that_was_read() -> None:
+    app = faust.App("t-offsets", autodiscover=False)
+    ack_only_processed(app)
+    consumer = app.consumer
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 10
+    consumer._gap[tp].addi(12, 13)  # a marker at 12
+    consumer._acked[tp].extend([10, 11, 13, 15])  # 14 was read but not processed yet
+    consumer._acked_index[tp].update([10, 11, 13, 15])
+    assert consumer._new_offset(tp) == 14
+    assert consumer._acked[tp] == [15]
+    consumer._committed_offset[tp] = 14
+    assert consumer._new_offset(tp) is None
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _PartitionRecords:
+    """What aiokafka's fetcher iterates: records, with markers it skips (offsets not returned)."""
+
+    def __init__(self, begin: int, offsets: list[int], end: int) -> None:
+        self.next_fetch_offset, self._offsets, self._end = begin, offsets, end
+
+    def __iter__(self) -> _PartitionRecords:
+        return self
+
+    def __next__(self) -> _Record:
+        if not self._offsets:
+            self.next_fetch_offset = self._end  # trailing markers are read too
+            raise StopIteration
+        offset = self._offsets.pop(0)
+        self.next_fetch_offset = offset + 1
+        return _Record(offset)
+
+
+class _State:
+    paused = False
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def consumed_to(self, position: int) -> None:
+        self.position = position
+
+
+class _Assignment:
+    active = True
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def state_value(self, tp: Any) -> _State:
+        return self.state
+
+
+def test_aiokafka_fetch_results_carry_the_offsets_they_read() -> None:
+    from aiokafka.consumer.fetcher import FetchResult
+
+    app = faust.App("t-spans", autodiscover=False)
+    ack_only_processed(app)
+    app.consumer  # noqa: B018 - creating the consumer installs the fix
+    state = _State(9)
+    result = FetchResult(
+        TP("t", 0),
+        assignment=_Assignment(state),
+        partition_records=_PartitionRecords(9, [10, 11, 13], 15),
+        backoff=0,
+    )
+    batch = result.getall()
+    assert [r.offset for r in batch] == [10, 11, 13]
+    assert batch.span == (9, 15)  # type: ignore[attr-defined]
+    assert log_gaps(batch.span, [10, 11, 13]) == [(9, 10), (12, 13), (14, 15)]  # type: ignore[attr-defined]
+
+
+def test_before_the_first_commit_the_run_starts_at_the_first_offset_read() -> None:
+    app = faust.App("t-base", autodiscover=False)
+    app.topics._acking_topics.add("t")
+    ack_only_processed(app)
+    consumer = app.consumer
+    tp = TP("t", 0)
+    consumer.nba_base[tp] = 0  # what the fetch loop notes when it first reads the partition
+    consumer._acked[tp].extend([1, 2])  # 0 was read but is not processed yet
+    consumer._acked_index[tp].update([1, 2])
+    assert consumer._committed_offset[tp] is None
+    assert consumer._new_offset(tp) is None
+    consumer._acked[tp].insert(0, 0)
+    assert consumer._new_offset(tp) == 3
+
+
+def test_a_fetch_notes_its_gaps_and_the_first_offset_read() -> None:
+    from app.faust_fixes import _note_gaps, _Span
+
+    app = faust.App("t-note", autodiscover=False)
+    app.topics._acking_topics.add("t")
+    ack_only_processed(app)
+    consumer = app.consumer
+    tp = TP("t", 0)
+    batch = _Span([_Record(5), _Record(7)])
+    batch.span = (4, 9)
+    _note_gaps(consumer, tp, batch)
+    assert consumer.nba_base[tp] == 4
+    assert sorted((iv.begin, iv.end) for iv in consumer._gap[tp]) == [(4, 5), (6, 7), (8, 9)]
