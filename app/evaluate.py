@@ -17,10 +17,9 @@ Figures (JSON keys; the README lists them all):
   user active in the last 30 days; sampled snapshots are labelled as the watermark moves (no
   look-ahead), and the models learn each label after it was scored, as the learner does. The
   figures against batch references are computed in :mod:`app.churn_eval` (see there).
-* ``similarity.hr10_popularity``: hit rate at 10 of the popularity baseline for the next
-  purchase (top 10 by purchases so far, excluding what the user already bought), scored before
-  the purchase is learned.
-* Model figures of later issues (``similarity.hr10`` ...) are ``null`` until their models exist.
+* ``similarity.*``: hit rate at 10 for the next purchase of the online recommender, the
+  popularity baseline and a daily-refitted item-kNN, each scored before the purchase is learned
+  and tuned on the first 30 days (see :mod:`app.similarity_eval`).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from app.churn_eval import ChurnRecorder
 from app.logs import Mapping, ReadStats, read_ordered
 from app.rules import new_churn, new_segmenter, new_value, step_config
 from app.settings import Settings
+from app.similarity_eval import SimilarityRecorder
 from models import checkpoint
 from models import features as feats
 from models.catalog import CatalogEntry
@@ -57,10 +57,6 @@ from schemas.catalog import CatalogItem
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 
 DAY = 86_400.0
-MODEL_KEYS = {
-    "similarity.hr10": "issue 6 (item similarity)",
-    "similarity.hr10_itemknn": "issue 6 (item similarity)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +108,10 @@ class Evaluation:
         self.labels_learned = 0
         self.recorder = ChurnRecorder(self.step.labels.horizon_s)
         self.next_tick: float | None = None
-        self.popularity: Counter[str] = Counter()
-        self.hits: list[tuple[float, int]] = []
         self.daily_events: Counter[int] = Counter()
         self.profile_seconds = 0.0
         self.catalog: dict[str, CatalogEntry] = {}
+        self.similarity = SimilarityRecorder(self.catalog, cfg.top_k)
         self.segmenter = new_segmenter(settings)
         self.scorer: Segmenter | None = None
         self.samples = 0
@@ -182,8 +177,16 @@ class Evaluation:
         if result_step.outcome is Applied.applied:
             self.daily_events[int(facts.ts // DAY)] += 1
             self.recorder.activity_at(profile.canonical, facts.ts)
-            if facts.type == "purchase" and facts.item_id:
-                self.popularity[facts.item_id] += 1
+            if facts.item_id:
+                self.similarity.interaction(
+                    profile.canonical,
+                    facts.item_id,
+                    facts.type,
+                    facts.ts,
+                    facts.progress,
+                    profile.segment,
+                    facts.channel,
+                )
         if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
             due, self.clock.next_due_bucket = self.due.pop_due(
                 self.clock.watermark, self.clock.next_due_bucket
@@ -273,13 +276,14 @@ class Evaluation:
                 self.churn_scorer = checkpoint.copy(self.churn) if self.churn.n_learned else None
                 self.value_scorer = checkpoint.copy(self.value) if self.value.n_learned else None
 
-    # -- next purchase: popularity baseline ------------------------------------------------
+    # -- next purchase: scored by every recommender before it is learned -------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
         bought = set(profile.bought)
-        if facts.item_id in bought or facts.dedupe_key in profile.seen:
+        if facts.item_id is None or facts.item_id in bought or facts.dedupe_key in profile.seen:
             return  # a re-purchase or a redelivered purchase is no new target
-        top = [i for i, _ in self.popularity.most_common(self.cfg.top_k + len(bought)) if i not in bought]
-        self.hits.append((facts.ts, int(facts.item_id in top[: self.cfg.top_k])))
+        self.similarity.purchase(
+            profile.canonical, facts.item_id, facts.ts, bought, profile.segment, facts.channel
+        )
 
     # -- the report ------------------------------------------------------------------------
     def report(self, seconds: float, stats: ReadStats) -> dict[str, Any]:
@@ -296,17 +300,13 @@ class Evaluation:
             "evaluate.profile_updates_per_s": round(events / self.profile_seconds)
             if self.profile_seconds
             else None,
-            "similarity.purchases_scored": len(self.hits),
-            "similarity.hr10_popularity": round(sum(h for _, h in self.hits) / len(self.hits), 4)
-            if self.hits
-            else None,
         }
+        out.update(self.similarity.report())
         final = {c: p.merged_into for c, p in self.profiles.items() if p.merged_into is not None}
         out.update(self.recorder.report(final, self.truth_churn))
         out.update(self._segmentation_report())
         out.update(self._lifecycle_report())
-        out.update(dict.fromkeys(MODEL_KEYS))
-        out["absent"] = {k: f"not implemented yet: {v}" for k, v in MODEL_KEYS.items()}
+        out["absent"] = {}
         if self.truth_churn is None:
             out["absent"]["churn.true_auc"] = out["absent"]["churn.true_rule_auc"] = (
                 "no simulator truth beside the input"

@@ -1,0 +1,176 @@
+"""Online item similarity (models.similarity), recommendations (models.recommend) and the batch
+item-kNN reference of the evaluation (app.itemknn_ref)."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.itemknn_ref import ItemKNNReference, Target
+from models.catalog import CatalogEntry
+from models.recommend import RecConfig, Trending, recommend
+from models.similarity import DAY, BlendedSimilarity, ContentSimilarity, CoOccurrence, pairs_for_event
+
+ITEMS = [f"i{n}" for n in range(30)]
+
+
+def _stream(sim: CoOccurrence, users: int, seed: int = 0) -> None:
+    """Users buy "a" and "b" together, and view random other items."""
+    rng = random.Random(seed)
+    for u in range(users):
+        t = u * 600.0
+        for item in rng.sample(ITEMS, 3):
+            sim.learn_one({"user": f"u{u}", "item": item, "kind": "view", "ts": t})
+            t += 10
+        sim.learn_one({"user": f"u{u}", "item": "a", "kind": "purchase", "ts": t + 1})
+        sim.learn_one({"user": f"u{u}", "item": "b", "kind": "purchase", "ts": t + 2})
+
+
+def test_items_bought_together_become_more_similar_than_unrelated_ones() -> None:
+    sim = CoOccurrence(fan_out=10)
+    _stream(sim, users=40)
+    together = sim.similarity("a", "b")
+    unrelated = max(sim.similarity("a", i) for i in ITEMS)
+    assert together > 2 * unrelated and together > 0.5
+    assert sim.neighbours("a", 1)[0][0] == "b" and sim.neighbours("b", 1)[0][0] == "a"
+    assert sim.similarity("a", "b") == sim.similarity("b", "a")
+
+
+def test_a_new_item_gets_neighbours_from_its_content() -> None:
+    catalog = {i: CatalogEntry(i, category="math" if i < "i5" else "art") for i in ITEMS}
+    catalog["s-p1"] = CatalogEntry("part 1", category="math", series_id="s", series_part=1)
+    catalog["new"] = CatalogEntry("part 2", category="math", series_id="s", series_part=2)
+    cooc = CoOccurrence()
+    _stream(cooc, users=20)
+    sim = BlendedSimilarity(cooc, ContentSimilarity(catalog))
+    assert cooc.neighbours("new") == []  # no interaction yet
+    neighbours = sim.neighbours("new", 5)
+    assert neighbours[0][0] == "s-p1"  # same series first
+    assert all(catalog[j].category == "math" for j, _ in neighbours)
+
+
+def test_the_cost_of_one_event_is_bounded_by_the_fan_out() -> None:
+    sim = CoOccurrence(fan_out=5)
+    for n, item in enumerate(ITEMS):
+        sim.learn_one({"user": "u", "item": item, "kind": "view", "ts": n * 60.0})
+    assert len(sim.recent_items("u")) == 5
+    # the last item paired with the 5 before it, not with all 29
+    assert len(sim.pairs[ITEMS[-1]]) == 5
+
+
+def test_old_co_occurrences_fade_with_event_time() -> None:
+    sim = CoOccurrence(fan_out=5, half_life_days=7, shrinkage=0.0)
+    for u in range(10):  # a and b together, long ago; then a and c together, recently
+        sim.learn_one({"user": f"old{u}", "item": "a", "kind": "purchase", "ts": 0.0})
+        sim.learn_one({"user": f"old{u}", "item": "b", "kind": "purchase", "ts": 1.0})
+        sim.learn_one({"user": f"new{u}", "item": "a", "kind": "purchase", "ts": 60 * DAY})
+        sim.learn_one({"user": f"new{u}", "item": "c", "kind": "purchase", "ts": 60 * DAY + 1})
+    assert sim.similarity("a", "c") > 10 * sim.similarity("a", "b")
+
+
+def test_learning_is_seeded_free_picklable_and_user_data_is_erasable() -> None:
+    one, two = CoOccurrence(), CoOccurrence()
+    _stream(one, users=15)
+    _stream(two, users=15)
+    assert one.pairs == two.pairs  # no randomness: the same stream learns the same model
+    clone = pickle.loads(pickle.dumps(one))
+    assert clone.neighbours("a", 3) == one.neighbours("a", 3)
+    one.forget_user("u3")
+    assert one.recent_items("u3") == [] and clone.recent_items("u3") != []
+
+
+def test_pairs_are_the_geometric_mean_of_the_two_weights() -> None:
+    pairs = pairs_for_event([("a", 1.0), ("x", 9.0)], "x", 4.0, 5.0)
+    assert [(p.item, p.other, p.weight, p.ts) for p in pairs] == [("x", "a", 2.0, 5.0)]
+
+
+CATALOG = {
+    **{
+        f"s{s}-p{n}": CatalogEntry("p", category="c", series_id=f"s{s}", series_part=n)
+        for s in range(3)
+        for n in (1, 2, 3, 4)
+    },
+    **{i: CatalogEntry(i, category="c") for i in ITEMS},
+}
+
+
+def _trained() -> tuple[BlendedSimilarity, Trending]:
+    cooc, trending = CoOccurrence(fan_out=10), Trending()
+    rng = random.Random(3)
+    for u in range(60):
+        for n, item in enumerate(rng.sample(sorted(CATALOG), 6)):
+            x = {"user": f"u{u}", "item": item, "kind": rng.choice(["view", "purchase"]), "ts": u * 600.0 + n}
+            cooc.learn_one(x)
+            trending.learn_one({**x, "segment": u % 3, "channel": "app"})
+    return BlendedSimilarity(cooc, ContentSimilarity(CATALOG)), trending
+
+
+SIM, TRENDING = _trained()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    history=st.lists(st.sampled_from(sorted(CATALOG)), max_size=12),
+    excluded=st.sets(st.sampled_from(sorted(CATALOG)), max_size=20),
+    segment=st.one_of(st.none(), st.integers(0, 4)),
+    per_series=st.integers(1, 3),
+)
+def test_recommendations_exclude_bought_and_dismissed_items_and_stay_diverse(
+    history: list[str], excluded: set[str], segment: int | None, per_series: int
+) -> None:
+    cfg = RecConfig(k=10, max_per_series=per_series)
+    recs = recommend(
+        [(item, 3.0, 36_000.0 + n) for n, item in enumerate(history)],
+        40_000.0,
+        SIM,
+        TRENDING,
+        excluded,
+        CATALOG,
+        cfg,
+        segment=segment,
+        channel="app",
+    )
+    ids = [r.item_id for r in recs]
+    assert not set(ids) & excluded
+    assert len(ids) == len(set(ids)) <= 10
+    series = [CATALOG[i].series_id for i in ids if CATALOG[i].series_id]
+    assert all(series.count(s) <= per_series for s in series)
+    assert all(r.reason for r in recs)
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+
+
+def test_a_user_with_no_history_gets_their_segment_favourites() -> None:
+    trending = Trending()
+    for n in range(5):
+        trending.learn_one(
+            {"item": "seg-fav", "kind": "purchase", "ts": float(n), "segment": 1, "channel": "app"}
+        )
+        trending.learn_one(
+            {"item": "all-fav", "kind": "purchase", "ts": float(n), "segment": 2, "channel": "web"}
+        )
+        trending.learn_one(
+            {"item": "all-fav", "kind": "purchase", "ts": float(n), "segment": 2, "channel": "web"}
+        )
+    recs = recommend([], 10.0, SIM, trending, set(), CATALOG, segment=1)
+    assert recs[0].item_id == "seg-fav" and recs[0].reason == "popular in your segment"
+    on_channel = recommend([], 10.0, SIM, trending, set(), CATALOG, channel="web")
+    assert on_channel[0].item_id == "all-fav" and on_channel[0].reason == "popular on your channel"
+
+
+def test_the_item_knn_reference_recommends_what_was_bought_together() -> None:
+    interactions = []
+    targets = []
+    for u in range(30):
+        t = u * 3600.0
+        interactions.append((t, f"u{u}", "a", "purchase", 5.0))
+        interactions.append((t + 1, f"u{u}", "b", "purchase", 5.0))
+        interactions.append((t + 2, f"u{u}", f"x{u}", "view", 1.0))
+    for u in range(30, 40):  # day 2: users who bought "a" go on to buy "b"
+        t = DAY + u * 60.0
+        interactions.append((t, f"u{u}", "a", "purchase", 5.0))
+        targets.append(Target(t + 1, f"u{u}", "b", frozenset({"a"})))
+    report = ItemKNNReference(top_k=1, tune_days=1).run(interactions, targets)
+    assert report["hr10"] == 1.0
