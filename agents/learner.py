@@ -17,6 +17,10 @@ The pattern every shared model follows (segmentation, churn and value):
   straight from the topic. Offsets it has already learned are skipped. No sample is learned
   twice, and none is lost. Each model has its own snapshot and offset, so the learner starts
   from the oldest of them and skips, per model, what that model's snapshot already holds.
+* similarity samples carry the user's recent items (so the learner keeps no per-user data);
+  after each similarity snapshot the learner rewrites, in Redis, the top-K neighbour lists of
+  the items whose counts changed (``{prefix}similar:{item}``), for the web endpoint and other
+  services;
 * churn and value samples are labelled snapshots; the learner scores each before learning it
   (progressive validation) and exports a rolling window's exact ROC AUC, log loss and
   calibration error, and the drifts ``ADWIN`` detects, as Prometheus metrics.
@@ -36,11 +40,12 @@ from agents.dlq import dead_letter
 from agents.runtime import Runtime
 from models import checkpoint
 from models.churn import ChurnModel, Prequential
+from models.recommend import Recommender
 from models.segmentation import Segmenter
 from schemas.dlq import Reason
 
 log = logging.getLogger(__name__)
-MODELS = ("segmentation", "churn", "value")
+MODELS = ("segmentation", "churn", "value", "similarity")
 
 
 class Learner:
@@ -58,12 +63,15 @@ class Learner:
         self.last_snapshot = time.monotonic()
         self.lock = asyncio.Lock()
         self.churn_window = Prequential(window=10_000)
+        self.neighbour_versions: dict[str, int] = {}
+        """item -> the row version of its neighbour list in Redis."""
 
     def _fresh(self, name: str) -> Any:
         return {
             "segmentation": self.rt.learner.segmenter,
             "churn": self.rt.learner.churn,
             "value": self.rt.learner.value,
+            "similarity": self.rt.learner.similarity,
         }[name]()
 
     async def restore(self, upto: int) -> None:
@@ -106,6 +114,8 @@ class Learner:
                 log.warning(
                     "churn model: drift detected in the error stream after %d labels", model.n_learned
                 )
+        elif name == "similarity":
+            model.learn_one(sample["x"])
         else:
             model.learn_one(sample["x"], float(sample["y"]))
         metrics.LEARNED_SAMPLES.labels(name).inc()
@@ -163,7 +173,21 @@ class Learner:
                 await self.rt.models_topic.send(key=name.encode(), value=checkpoint.encode(model, header))
                 metrics.SNAPSHOTS.labels(name).inc()
                 self.unpublished[name] = 0
+                if isinstance(model, Recommender):
+                    await self._publish_neighbours(model)
             self.last_snapshot = time.monotonic()
+
+    async def _publish_neighbours(self, model: Recommender) -> None:
+        """Rewrite in Redis the neighbour lists of the items whose counts changed."""
+        changed = model.attach(self.rt.catalog).changed_since(self.neighbour_versions)
+        lists: dict[str, list[tuple[str, float]]] = {}
+        for n, item in enumerate(changed):
+            lists[item] = model.similar(item, self.rt.learner.neighbours_k)
+            if n % 200 == 199:
+                await asyncio.sleep(0)  # long publishes must not starve the worker's other agents
+        await self.rt.mirror.put_neighbours(lists)
+        self.neighbour_versions.update(changed)
+        metrics.NEIGHBOUR_LISTS.inc(len(lists))
 
     def _churn_validation(self, model: ChurnModel) -> dict[str, Any]:
         """Progressive validation over the last labels (each scored before it was learned)."""

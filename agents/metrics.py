@@ -51,6 +51,9 @@ TRAINING_SAMPLES = Counter("nba_training_samples_total", "Profile samples sent t
 LEARNED_SAMPLES = Counter(
     "nba_model_samples_learned_total", "Training samples learned by the learner, by model.", ["model"]
 )
+NEIGHBOUR_LISTS = Counter(
+    "nba_neighbour_lists_written_total", "Item neighbour lists rewritten in Redis by the learner."
+)
 SNAPSHOTS = Counter("nba_model_snapshots_total", "Model snapshots published, by model.", ["model"])
 SEGMENT_SHARE = Gauge(
     "nba_segment_share",

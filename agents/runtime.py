@@ -15,6 +15,7 @@ import orjson
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, ValueModel
 from models.clock import PartitionClock
+from models.recommend import Recommender
 from models.segmentation import Segmenter
 from models.user_step import StepConfig
 from schemas.validate import ValidationPolicy
@@ -28,6 +29,8 @@ class Mirror(Protocol):
     """
 
     def put(self, key: str, value: Mirrored) -> None: ...
+
+    async def put_neighbours(self, lists: dict[str, list[tuple[str, float]]]) -> None: ...
 
 
 class Mirrored(Protocol):
@@ -83,6 +86,9 @@ class LearnerRules:
     """Builds a fresh segmentation model (when there is no snapshot to restore)."""
     churn: Callable[[], ChurnModel] = ChurnModel
     value: Callable[[], ValueModel] = ValueModel
+    similarity: Callable[[], Recommender] = Recommender
+    neighbours_k: int = 10
+    """Neighbours per item in the Redis lists."""
     snapshot_every: int = 1_000
     snapshot_interval_s: float = 30.0
 
@@ -97,7 +103,7 @@ class Runtime:
     mirror: Mirror
     learner: LearnerRules = field(default_factory=lambda: LearnerRules(Segmenter))
     models: Mapping[str, Any] = field(default_factory=dict)
-    """The latest model snapshots by name (``segmentation``, ``churn``, ``value``)."""
+    """The latest model snapshots by name (``segmentation``, ``churn``, ``value``, ``similarity``)."""
     sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
     """Waits until ``models`` holds every snapshot published so far; returns their headers."""
     read_training: Callable[[int, int], Awaitable[list[tuple[int, bytes | None]]]] | None = None

@@ -30,6 +30,7 @@ from models.facts import EventFacts
 from models.identity import external_id, routing_id
 from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
+from models.recommend import Recommender
 from models.segmentation import Segmenter
 from models.user_step import Scorers, StepResult, on_due, on_event, on_merged
 from schemas.actions import NextBestAction
@@ -121,11 +122,12 @@ def to_lifecycle(change: Transition, segment: int | None) -> LifecycleChange:
 def _scorers(rt: Runtime) -> Scorers:
     """The latest snapshots of the shared models."""
     m = rt.models
-    seg, churn, value = m.get("segmentation"), m.get("churn"), m.get("value")
+    seg, churn, value, rec = m.get("segmentation"), m.get("churn"), m.get("value"), m.get("similarity")
     return Scorers(
         segmenter=seg if isinstance(seg, Segmenter) else None,
         churn=churn if isinstance(churn, ChurnModel) else None,
         value=value if isinstance(value, ValueModel) else None,
+        recommender=rec.attach(rt.catalog) if isinstance(rec, Recommender) else None,
     )
 
 
@@ -212,6 +214,8 @@ async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, ar
         metrics.TRAINING_SAMPLES.inc()
         await rt.training.send(value=orjson.dumps({"model": "segmentation", "x": result.sample, "at": ts}))
     await _send_labelled(rt, result.labelled)
+    if result.interaction is not None:
+        await rt.training.send(value=orjson.dumps({"model": "similarity", "x": result.interaction, "at": ts}))
     if result.decision is not None:
         await _publish(rt, profile, result.decision, arrived_ms)
 

@@ -51,6 +51,7 @@ from models.due import DueIndex
 from models.facts import EventFacts
 from models.identity import LinkOutcome, anon_key, resolve
 from models.profile import Applied, Profile, merge_into
+from models.recommend import recent_interactions
 from models.segmentation import Segmenter
 from models.user_step import Scorers, on_due, on_event, on_merged
 from schemas.catalog import CatalogItem
@@ -177,16 +178,8 @@ class Evaluation:
         if result_step.outcome is Applied.applied:
             self.daily_events[int(facts.ts // DAY)] += 1
             self.recorder.activity_at(profile.canonical, facts.ts)
-            if facts.item_id:
-                self.similarity.interaction(
-                    profile.canonical,
-                    facts.item_id,
-                    facts.type,
-                    facts.ts,
-                    facts.progress,
-                    profile.segment,
-                    facts.channel,
-                )
+            if result_step.interaction is not None:
+                self.similarity.interaction(profile.canonical, result_step.interaction)
         if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
             due, self.clock.next_due_bucket = self.due.pop_due(
                 self.clock.watermark, self.clock.next_due_bucket
@@ -281,8 +274,9 @@ class Evaluation:
         bought = set(profile.bought)
         if facts.item_id is None or facts.item_id in bought or facts.dedupe_key in profile.seen:
             return  # a re-purchase or a redelivered purchase is no new target
+        history = recent_interactions(profile.item_views, profile.bought, self.step.history)
         self.similarity.purchase(
-            profile.canonical, facts.item_id, facts.ts, bought, profile.segment, facts.channel
+            profile.canonical, facts.item_id, facts.ts, bought, history, profile.segment, facts.channel
         )
 
     # -- the report ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from app.faust_fixes import ack_only_processed, drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
-from app.rules import new_churn, new_segmenter, new_value, step_config
+from app.rules import new_churn, new_recommender, new_segmenter, new_value, step_config
 from app.settings import Settings
 from app.topics import TopicNames
 from schemas.validate import ValidationPolicy
@@ -124,6 +124,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             segmenter=functools.partial(new_segmenter, settings),
             churn=functools.partial(new_churn, settings),
             value=functools.partial(new_value, settings),
+            similarity=functools.partial(new_recommender, settings),
+            neighbours_k=settings.similarity.top_k,
             snapshot_every=seg.snapshot_every,
             snapshot_interval_s=seg.snapshot_interval_s,
         ),
@@ -153,7 +155,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     commits = web.CommitTracker()
     app.sensors.add(_CommitSensor(commits))
     readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
-    web.register(app, readiness, mirror, store)
+    web.register(app, readiness, mirror, store, catalog.items)
 
     @app.task
     async def mirror_loop() -> None:

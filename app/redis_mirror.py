@@ -6,6 +6,8 @@ recovery the worker re-mirrors the profiles it owns (see ``agents.users.resync_m
 crash between a table write and a flush leaves Redis stale only until the restart completes.
 
 Keys: ``{prefix}profile:{canonical}`` (JSON); canonical is ``u:<user_id>`` or ``a:<anonymous_id>``.
+``{prefix}similar:{item}``: the item's top-K neighbours (sorted set, score = blended similarity),
+rewritten by the learner after each similarity snapshot for the items whose counts changed.
 ``{prefix}segment:{id}``: the set of canonical users in segment ``id`` (a user is added to their
 segment and removed from every other in the same pipeline, so redelivered writes are harmless;
 a merged anonymous profile belongs to none). ``GET /segments`` reads the sizes with ``SCARD``.
@@ -87,6 +89,25 @@ class RedisMirror:
         while True:
             await asyncio.sleep(interval_s)
             await self.flush()
+
+    def similar_key(self, item: str) -> str:
+        return f"{self.prefix}similar:{item}"
+
+    async def put_neighbours(self, lists: dict[str, list[tuple[str, float]]]) -> None:
+        """Replace each item's neighbour list (a sorted set, score = similarity), pipelined."""
+        items = list(lists.items())
+        for start in range(0, len(items), _CHUNK):
+            async with self.client.pipeline(transaction=True) as pipe:
+                for item, neighbours in items[start : start + _CHUNK]:
+                    pipe.delete(self.similar_key(item))
+                    if neighbours:
+                        pipe.zadd(self.similar_key(item), dict(neighbours))
+                await pipe.execute()
+
+    async def similar(self, item: str, k: int) -> list[tuple[str, float]]:
+        """An item's neighbours from Redis, best first (empty when none was published)."""
+        rows: list[Any] = await self.client.zrevrange(self.similar_key(item), 0, k - 1, withscores=True)
+        return [(bytes(i).decode(), float(s)) for i, s in rows]
 
     async def read_profile(self, user_id: str) -> dict[str, Any] | None:
         """A user's mirrored profile by user id (or anonymous id), following a merge once."""

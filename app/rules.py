@@ -9,7 +9,9 @@ from app.settings import Settings
 from models.churn import ChurnModel, LabelRules, ValueModel
 from models.decision import RulePolicy
 from models.lifecycle import LifecyclePolicy
+from models.recommend import RecConfig, Recommender
 from models.segmentation import Segmenter
+from models.similarity import Blend, CoOccurrence
 from models.user_step import StepConfig
 
 
@@ -25,6 +27,7 @@ def step_config(settings: Settings) -> StepConfig:
         train_interval_s=seg.train_interval_s,
         train_min_events=seg.train_min_events,
         labels=label_rules(settings),
+        history=settings.similarity.fan_out,
     )
 
 
@@ -60,4 +63,20 @@ def new_segmenter(settings: Settings) -> Segmenter:
         warmup=seg.warmup,
         freeze_scaler_after=seg.freeze_scaler_after,
         seed=seg.seed,
+    )
+
+
+def new_recommender(settings: Settings) -> Recommender:
+    """A fresh similarity and recommendation model."""
+    s = settings.similarity
+    return Recommender(
+        CoOccurrence(fan_out=s.fan_out, half_life_days=s.half_life_days, shrinkage=s.shrinkage),
+        blend=Blend(cooc=1.0, content=s.content_weight),
+        config=RecConfig(
+            k=s.top_k,
+            history=s.fan_out,
+            half_life_days=s.history_half_life_days,
+            popular=s.popular,
+            max_per_series=s.max_per_series,
+        ),
     )

@@ -167,6 +167,28 @@ class ChurnSettings(BaseModel):
     drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence on the churn error stream.")
 
 
+class SimilaritySettings(BaseModel):
+    """Item similarity and recommendations (see models/similarity.py, models/recommend.py); the
+    defaults are what ``nba evaluate`` fitted on the tuning days of simulated worlds."""
+
+    fan_out: int = Field(20, ge=1, description="A user's recent items each interaction pairs with.")
+    half_life_days: float = Field(30.0, gt=0, description="Event-time half-life of co-occurrence counts.")
+    shrinkage: float = Field(5.0, ge=0, description="Shrinks the similarity of rarely seen pairs.")
+    content_weight: float = Field(
+        0.2, ge=0, description="Weight of catalog (content) similarity in the blend (co-occurrence: 1)."
+    )
+    history_half_life_days: float = Field(
+        60.0, gt=0, description="How fast a user's older items stop counting in recommendations."
+    )
+    popular: float = Field(
+        0.3, ge=0, description="Weight of segment favourites and trending items against personal ones."
+    )
+    max_per_series: int = Field(2, ge=1, description="At most this many parts of one series in a list.")
+    top_k: int = Field(
+        10, ge=1, le=100, description="Recommendations per list, neighbours per item in Redis."
+    )
+
+
 class RuleSettings(BaseModel):
     views_threshold: int = Field(
         3, ge=1, description="Views of one item, without buying it, that trigger recommend_item."
@@ -177,7 +199,7 @@ class RuleSettings(BaseModel):
 
 class Settings(BaseSettings):
     """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments, churn,
-    rule."""
+    similarity, rule."""
 
     model_config = SettingsConfigDict(
         env_prefix="NBA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -191,6 +213,7 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     segments: SegmentSettings = SegmentSettings()
     churn: ChurnSettings = ChurnSettings()
+    similarity: SimilaritySettings = SimilaritySettings()
     rule: RuleSettings = RuleSettings()
 
 

@@ -7,8 +7,9 @@ period (the blend weights of the served similarity, the weight of popular items,
 baseline's variant, the item-kNN reference's neighbourhood size, shrinkage and weighting are
 chosen there, each by its own hit rate); the figures are over the days after it.
 
-* ``similarity.hr10``: :func:`models.recommend.recommend` over the online models
-  (:mod:`models.similarity`), exactly the code a worker runs, with the fitted blend.
+* ``similarity.hr10``: :class:`models.recommend.Recommender`, learning from the samples the
+  worker's step emits (:func:`models.user_step.interaction_sample`) and recommending from the
+  profile's recent items, exactly the code a worker and the learner run, with the fitted blend.
 * ``similarity.hr10_popularity``: the better on the tuning days of all-time purchase counts and
   decayed (trending) popularity, excluding what the user bought.
 * ``similarity.hr10_itemknn``: :mod:`app.itemknn_ref`, written independently of the online code:
@@ -24,19 +25,29 @@ from typing import Any
 
 from app.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
-from models.recommend import RecConfig, Trending, recommend
-from models.similarity import (
-    DAY,
-    Blend,
-    BlendedSimilarity,
-    ContentSimilarity,
-    CoOccurrence,
-    InteractionWeights,
-)
+from models.recommend import RecConfig, Recommender
+from models.similarity import DAY, Blend, CoOccurrence, InteractionWeights
 
-BLEND_GRID = tuple(Blend(cooc=1.0, content=c) for c in (0.0, 0.05, 0.2, 0.5))
-POPULAR_GRID = (0.1, 0.3)
-INTERACTIONS = ("click", "view", "share", "purchase")
+COOC_HALF_LIFE_DAYS = (30.0, 90.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One configuration tried on the tuning days: the co-occurrence half-life (one model per
+    value, all learning the same samples), the content weight of the blend and how fast a
+    user's older items stop counting."""
+
+    cooc_half_life_days: float
+    blend: Blend
+    history_half_life_days: float
+
+
+GRID = tuple(
+    Grid(cooc_half_life, Blend(cooc=1.0, content=content), history_half_life)
+    for cooc_half_life in COOC_HALF_LIFE_DAYS
+    for content in (0.0, 0.2)
+    for history_half_life in (14.0, 60.0)
+)
 
 
 @dataclass(slots=True)
@@ -60,14 +71,15 @@ class SimilarityRecorder:
         self.tune_days = tune_days
         self.catalog = catalog
         self.weights = InteractionWeights()
-        self.cooc = CoOccurrence(weights=self.weights)
-        self.similarity = BlendedSimilarity(self.cooc, ContentSimilarity(catalog))
-        self.trending = Trending()
+        self.models = {
+            h: Recommender(CoOccurrence(half_life_days=h)).attach(catalog) for h in COOC_HALF_LIFE_DAYS
+        }
+        self.model = self.models[COOC_HALF_LIFE_DAYS[0]]
         self.counts: Counter[str] = Counter()
         self.start: float | None = None
-        self.grid = [(b, p) for b in BLEND_GRID for p in POPULAR_GRID]
+        self.grid = list(GRID)
         self.grid_hits = {g: _Hits() for g in self.grid}
-        self.chosen: tuple[Blend, float] | None = None
+        self.chosen: Grid | None = None
         self.hits = _Hits()
         self.popularity = {"all_time": _Hits(), "trending": _Hits()}
         self.interactions: list[tuple[float, str, str, str, float]] = []
@@ -80,41 +92,46 @@ class SimilarityRecorder:
             self.start = ts
         return ts < self.start + self.tune_days * DAY
 
-    def interaction(
-        self, user: str, item: str, kind: str, ts: float, progress: float, segment: int | None, channel: str
-    ) -> None:
-        """Learn one applied interaction (after :meth:`purchase` scored it, for a purchase)."""
-        if kind not in INTERACTIONS:
-            return
+    def interaction(self, user: str, sample: dict[str, Any]) -> None:
+        """Learn one interaction sample (after :meth:`purchase` scored it, for a purchase)."""
+        ts, item, kind = float(sample["ts"]), str(sample["item"]), str(sample["kind"])
         self._tuning(ts)
         started = time.perf_counter()
-        x = {"user": user, "item": item, "kind": kind, "ts": ts, "progress": progress}
-        self.cooc.learn_one(x)
-        self.trending.learn_one({**x, "segment": segment, "channel": channel})
+        self.model.learn_one(sample)
         self.seconds += time.perf_counter() - started
+        for model in self.models.values():
+            if model is not self.model:
+                model.learn_one(sample)
         self.learned += 1
         if kind == "purchase":
             self.counts[item] += 1
-        self.interactions.append((ts, user, item, kind, self.weights.of(kind, progress)))
+        self.interactions.append((ts, user, item, kind, self.weights.of(kind, float(sample["progress"]))))
 
     def purchase(
-        self, user: str, item: str, ts: float, bought: set[str], segment: int | None, channel: str
+        self,
+        user: str,
+        item: str,
+        ts: float,
+        bought: set[str],
+        history: list[tuple[str, float, float]],
+        segment: int | None,
+        channel: str,
     ) -> None:
-        """Score a purchase of a new item, before it is learned."""
+        """Score a purchase of a new item, before it is learned (``history``: the user's recent
+        items, as the worker reads them from the profile)."""
         tuning = self._tuning(ts)
-        history = self.cooc.recent_items(user)
         if tuning:
-            for blend, popular in self.grid:
-                recs = self._recommend(history, ts, bought, segment, channel, blend, popular)
-                self.grid_hits[(blend, popular)].add(item in recs, True)
+            for g in self.grid:
+                recs = self._recommend(history, ts, bought, segment, channel, g)
+                self.grid_hits[g].add(item in recs, True)
         else:
             if self.chosen is None:
                 self.chosen = self._best()
-            recs = self._recommend(history, ts, bought, segment, channel, *self.chosen)
+            recs = self._recommend(history, ts, bought, segment, channel, self.chosen)
             self.hits.add(item in recs, False)
         k = self.top_k
         all_time = [i for i, _ in self.counts.most_common(k + len(bought)) if i not in bought][:k]
-        trending = [i for i in self.trending.top(k + len(bought)) if i not in bought][:k]
+        trending = [i for i in self.model.top(k + len(bought)) if i not in bought][:k]
         self.popularity["all_time"].add(item in all_time, tuning)
         self.popularity["trending"].add(item in trending, tuning)
         self.targets.append(Target(ts, user, item, frozenset(bought)))
@@ -126,20 +143,15 @@ class SimilarityRecorder:
         bought: set[str],
         segment: int | None,
         channel: str,
-        blend: Blend,
-        popular: float,
+        g: Grid,
     ) -> set[str]:
-        cfg = RecConfig(k=self.top_k, popular=popular)
-        recs = recommend(
-            history, ts, self.similarity, self.trending, bought, self.catalog, cfg, segment, channel, blend
-        )
+        cfg = RecConfig(k=self.top_k, half_life_days=g.history_half_life_days)
+        model = self.models[g.cooc_half_life_days]
+        recs = model.recommend(history, ts, bought, segment, channel, blend=g.blend, config=cfg)
         return {r.item_id for r in recs}
 
-    def _best(self) -> tuple[Blend, float]:
-        def rate(g: tuple[Blend, float]) -> float:
-            return _Hits.rate(self.grid_hits[g].tune) or 0.0
-
-        return max(self.grid, key=rate)
+    def _best(self) -> Grid:
+        return max(self.grid, key=lambda g: _Hits.rate(self.grid_hits[g].tune) or 0.0)
 
     def report(self) -> dict[str, Any]:
         chosen = self.chosen or self._best()
@@ -156,13 +168,19 @@ class SimilarityRecorder:
                 _Hits.rate(self.hits.test), _Hits.rate(self.popularity[pop].test)
             ),
             "similarity.hr10_vs_itemknn": _ratio(_Hits.rate(self.hits.test), ref["hr10"]),
-            "similarity.blend": {"cooc": chosen[0].cooc, "content": chosen[0].content, "popular": chosen[1]},
+            "similarity.blend": {
+                "cooc": chosen.blend.cooc,
+                "content": chosen.blend.content,
+                "cooc_half_life_days": chosen.cooc_half_life_days,
+                "history_half_life_days": chosen.history_half_life_days,
+            },
             "similarity.tuning": {
                 "days": self.tune_days,
                 "purchases": len(next(iter(self.grid_hits.values())).tune),
                 "grid": {
-                    f"content={b.content},popular={p}": _Hits.rate(h.tune)
-                    for (b, p), h in self.grid_hits.items()
+                    f"cooc_half_life={g.cooc_half_life_days},content={g.blend.content},"
+                    f"history_half_life={g.history_half_life_days}": _Hits.rate(h.tune)
+                    for g, h in self.grid_hits.items()
                 },
                 "popularity": {v: _Hits.rate(h.tune) for v, h in self.popularity.items()},
                 "popularity_variant": pop,

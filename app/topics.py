@@ -186,7 +186,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             deleted_after(k.retention_events_ms),
             key="none",
             schema="internal",
-            producer="worker (profile feature samples)",
+            producer="worker (feature samples, churn/value labels, item interactions)",
             consumer="worker: learner (one instance, the owner of its only partition)",
         ),
         TopicSpec(

@@ -1,4 +1,10 @@
-"""HTTP endpoints on the worker's web port: ``/metrics``, ``/healthz``, ``/readyz``, ``/users/{id}``.
+"""HTTP endpoints on the worker's web port: ``/metrics``, ``/healthz``, ``/readyz``, ``/users/{id}``,
+``/users/{id}/recommendations``, ``/items/{id}/similar``, ``/segments``.
+
+Recommendations run on event time: a user's list is computed as of their last event
+(``last_seen``), from the mirrored profile and the latest similarity snapshot, so it is the list
+the worker's decision would use. An item's neighbours come from Redis (written by the learner),
+or from the snapshot for an item no list was written for yet (a new item: content only).
 
 ``/readyz`` answers 200 only when Kafka answers a metadata request, Redis answers PING, the
 worker owns partitions, is not rebalancing, and has committed within ``commit_stall_s`` whenever
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
@@ -18,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents import metrics
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
+from models.catalog import CatalogEntry
+from models.recommend import Recommender, recent_interactions
 
 
 class CommitTracker:
@@ -109,7 +118,27 @@ async def update_lag(app: Any) -> None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
 
-def register(app: Any, readiness: Readiness, mirror: RedisMirror, store: ModelStore) -> None:
+def _k(request: Any, default: int = 10) -> int:
+    try:
+        return max(1, min(100, int(request.query.get("k", default))))
+    except ValueError:
+        return default
+
+
+def _recommender(store: ModelStore, catalog: Mapping[str, CatalogEntry]) -> Recommender | None:
+    model = store.models.get("similarity")
+    return model.attach(catalog) if isinstance(model, Recommender) else None
+
+
+def register(
+    app: Any,
+    readiness: Readiness,
+    mirror: RedisMirror,
+    store: ModelStore,
+    catalog: Mapping[str, CatalogEntry] | None = None,
+) -> None:
+    catalog = catalog if catalog is not None else {}
+
     @app.page("/metrics")
     async def prometheus(self: Any, request: Any) -> Any:
         await update_lag(app)
@@ -135,6 +164,54 @@ def register(app: Any, readiness: Readiness, mirror: RedisMirror, store: ModelSt
         if profile is None:
             return self.json({"error": "unknown user", "user_id": user_id}, status=404)
         return self.json(profile)
+
+    @app.page("/users/{user_id}/recommendations")
+    async def recommendations(self: Any, request: Any, user_id: str) -> Any:
+        profile = await mirror.read_profile(user_id)
+        if profile is None:
+            return self.json({"error": "unknown user", "user_id": user_id}, status=404)
+        model = _recommender(store, catalog)
+        if model is None:
+            return self.json(
+                {"user_id": user_id, "model": None, "recommendations": [], "note": "no snapshot yet"}
+            )
+        history = recent_interactions(profile.get("item_views") or {}, profile.get("bought") or [])
+        recs = model.recommend(
+            history,
+            float(profile.get("last_seen") or 0.0),
+            exclude=set(profile.get("bought") or []),
+            segment=profile.get("segment"),
+            channel=profile.get("preferred_channel"),
+            k=_k(request),
+        )
+        return self.json(
+            {
+                "user_id": user_id,
+                "model": store.headers["similarity"]["version"],
+                "as_of": profile.get("last_seen"),
+                "recommendations": [
+                    {"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs
+                ],
+            }
+        )
+
+    @app.page("/items/{item_id}/similar")
+    async def similar(self: Any, request: Any, item_id: str) -> Any:
+        k = _k(request)
+        neighbours, source = await mirror.similar(item_id, k), "redis"
+        model = _recommender(store, catalog)
+        if not neighbours and model is not None:
+            neighbours, source = model.similar(item_id, k), "snapshot"
+        if not neighbours and item_id not in catalog:
+            return self.json({"error": "unknown item", "item_id": item_id}, status=404)
+        return self.json(
+            {
+                "item_id": item_id,
+                "source": source,
+                "model": store.headers.get("similarity", {}).get("version"),
+                "similar": [{"item_id": j, "similarity": round(s, 6)} for j, s in neighbours],
+            }
+        )
 
     @app.page("/segments")
     async def segments(self: Any, request: Any) -> Any:

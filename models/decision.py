@@ -5,20 +5,22 @@ time), no randomness but ``ctx.rng``. The worker, the offline evaluator and the 
 same function.
 
 Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
-without buying it gets ``recommend_item`` for that item on their most engaged consented channel, at
-most once per ``cooldown_s`` of event time.
+without buying it gets ``recommend_item`` for that item, with up to ``also_recommend`` of their
+recommendations (:mod:`models.recommend`), on their most engaged consented channel, at most once
+per ``cooldown_s`` of event time.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from models.catalog import CatalogEntry
 from models.facts import EventFacts
 from models.profile import Profile
+from models.recommend import Recommendation
 
 ACTION_NAMESPACE = uuid.UUID("6f1e3a52-8c1d-4d0e-9a57-3c0b7d2f9e41")
 RULE_VERSION = "rule-1"
@@ -39,6 +41,8 @@ class RulePolicy:
     views_threshold: int = 3
     cooldown_s: float = 86_400.0
     expiry_s: float = 2 * 86_400.0
+    also_recommend: int = 2
+    """How many of the user's recommendations join the viewed item in the action."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ class DecisionContext:
     policy: RulePolicy = RulePolicy()
     model_versions: Mapping[str, str] = field(default_factory=dict)
     """Versions of the model snapshots whose outputs are in the profile and ``predictions``."""
+    recommendations: Callable[[], Sequence[Recommendation]] | None = None
+    """The user's recommendations, computed only when an action needs them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,11 @@ def _channel(profile: Profile, consent: Mapping[str, bool]) -> str | None:
         if consent.get(channel, True):
             return channel
     return None
+
+
+def _name(catalog: Mapping[str, CatalogEntry], item: str) -> str:
+    entry = catalog.get(item)
+    return f"'{entry.title}'" if entry else f"item {item}"
 
 
 def model_reasons(profile: Profile) -> tuple[str, ...]:
@@ -129,18 +140,20 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
     channel = _channel(profile, ctx.consent)
     if channel is None:
         return None, ctx.contact
-    entry = ctx.catalog.get(item)
-    name = f"'{entry.title}'" if entry else f"item {item}"
+    name = _name(ctx.catalog, item)
+    also = [r for r in (ctx.recommendations() if ctx.recommendations else ()) if r.item_id != item]
+    also = also[: policy.also_recommend]
     reasons = (
         f"viewed {name} {views} times without buying it",
         f"most engaged on {channel} ({profile.by_channel.get(channel, 0)} of {profile.events} events)",
         *model_reasons(profile),
+        *(f"also recommended: {_name(ctx.catalog, r.item_id)} ({r.reason})" for r in also),
     )
     decision = Decision(
         action_id=action_id(profile.canonical, "recommend_item", trigger.dedupe_key),
         action_type="recommend_item",
         channel=channel,
-        item_ids=(item,),
+        item_ids=(item, *(r.item_id for r in also)),
         score=float(views),
         reasons=reasons,
         created_at=ctx.now,

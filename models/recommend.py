@@ -16,11 +16,19 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.catalog import CatalogEntry
-from models.similarity import DAY, Blend, BlendedSimilarity, InteractionWeights
+from models.similarity import (
+    DAY,
+    Blend,
+    BlendedSimilarity,
+    ContentSimilarity,
+    CoOccurrence,
+    InteractionWeights,
+    pairs_for_event,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +43,8 @@ class RecConfig:
     k: int = 10
     history: int = 20
     neighbours: int = 30
-    half_life_days: float = 14.0
-    popular: float = 0.2
+    half_life_days: float = 60.0
+    popular: float = 0.3
     max_per_series: int = 2
 
 
@@ -180,3 +188,137 @@ def recommend(
         if len(out) == cfg.k:
             break
     return out
+
+
+def recent_interactions(
+    item_views: Mapping[str, Sequence[float]],
+    bought: Sequence[str],
+    n: int = 20,
+    weights: InteractionWeights | None = None,
+) -> list[tuple[str, float, float]]:
+    """A profile's most recent items as ``(item, weight, ts)``, oldest first (at most ``n``).
+
+    The profile keeps view counts with the last view time, and the bought items: a bought item
+    weighs as a purchase, a viewed one as a view per view (up to three). Bought items the
+    profile has no view time for come first, as the oldest.
+
+    >>> recent_interactions({"a": [2, 10.0], "b": [1, 30.0]}, ["b", "c"])
+    [('c', 5.0, 0.0), ('a', 2.0, 10.0), ('b', 5.0, 30.0)]
+    """
+    w = weights or InteractionWeights()
+    out = {i: (w.view * min(3.0, float(c)), float(t)) for i, (c, t) in item_views.items()}
+    for i in bought:
+        out[i] = (w.purchase, out.get(i, (0.0, 0.0))[1])
+    ordered = sorted(out.items(), key=lambda kv: (kv[1][1], kv[0]))[-n:]
+    return [(i, wt, t) for i, (wt, t) in ordered]
+
+
+class Recommender:
+    """The shared similarity model a learner trains and every worker serves from.
+
+    Learns from samples that carry the user's recent items (computed where the user lives,
+    :func:`recent_interactions`), so it keeps no per-user data: erasing a user needs nothing
+    from it. The catalog is attached by the process that serves (it is not part of a snapshot).
+
+    Parameters
+    ----------
+    cooc
+        The co-occurrence model (fan-out, half-life, shrinkage).
+    trending
+        Decayed popularity, overall, per segment and per channel.
+    blend
+        The served blend of co-occurrence and content similarity.
+    config
+        How recommendations are assembled.
+
+    Examples
+    --------
+    >>> r = Recommender()
+    >>> for u in range(10):
+    ...     r.learn_one({"item": "a", "kind": "purchase", "ts": u * 60.0, "recent": []})
+    ...     r.learn_one({"item": "b", "kind": "purchase", "ts": u * 60.0 + 1, "recent": [["a", 5.0]]})
+    >>> r.similar("a", 1)[0][0], r.n_learned
+    ('b', 20)
+    >>> [x.item_id for x in r.recommend([("a", 5.0, 600.0)], 601.0, exclude={"a"})][:1]
+    ['b']
+    """
+
+    def __init__(
+        self,
+        cooc: CoOccurrence | None = None,
+        trending: Trending | None = None,
+        blend: Blend | None = None,
+        config: RecConfig | None = None,
+    ) -> None:
+        self.cooc = cooc
+        self.trending = trending
+        self.blend = blend
+        self.config = config
+        self._cooc = cooc or CoOccurrence()
+        self._trending = trending or Trending()
+        self._catalog: Mapping[str, CatalogEntry] = {}
+        self._similarity: BlendedSimilarity | None = None
+        self.n_learned = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_catalog"], state["_similarity"] = {}, None  # served state, rebuilt on attach
+        return state
+
+    def attach(self, catalog: Mapping[str, CatalogEntry]) -> Recommender:
+        """Serve with ``catalog`` (kept by reference: items added later are seen)."""
+        if catalog is not self._catalog:
+            self._catalog = catalog
+            self._similarity = None
+        return self
+
+    @property
+    def similarity(self) -> BlendedSimilarity:
+        if self._similarity is None:
+            self._similarity = BlendedSimilarity(self._cooc, ContentSimilarity(self._catalog), self.blend)
+        return self._similarity
+
+    def learn_one(self, x: Mapping[str, Any]) -> None:
+        """Learn one interaction ``{"item", "kind", "ts", "progress"?, "segment"?, "channel"?,
+        "recent": [[item, weight], ...]}``."""
+        kind, item, ts = str(x["kind"]), str(x["item"]), float(x["ts"])
+        weight = self._cooc._w.of(kind, float(x.get("progress") or 0.0))
+        if weight <= 0:
+            return
+        recent = [(str(i), float(w)) for i, w in x.get("recent") or ()][-self._cooc.fan_out :]
+        self._cooc.learn_pairs(item, weight, ts, pairs_for_event(recent, item, weight, ts))
+        self._trending.learn_one(x)
+        self.n_learned += 1
+
+    def similar(self, item: str, k: int = 10) -> list[tuple[str, float]]:
+        return self.similarity.neighbours(item, k)
+
+    def recommend(
+        self,
+        history: Sequence[tuple[str, float, float]],
+        now: float,
+        exclude: set[str] | frozenset[str] = frozenset(),
+        segment: int | None = None,
+        channel: str | None = None,
+        k: int | None = None,
+        blend: Blend | None = None,
+        config: RecConfig | None = None,
+    ) -> list[Recommendation]:
+        """The user's recommendations (``blend`` and ``config`` override the configured ones,
+        for tuning)."""
+        cfg = config or self.config or RecConfig()
+        if k is not None:
+            cfg = replace(cfg, k=k)
+        sim, trending, catalog = self.similarity, self._trending, self._catalog
+        return recommend(
+            history, now, sim, trending, exclude, catalog, cfg, segment, channel, blend or self.blend
+        )
+
+    def changed_since(self, versions: Mapping[str, int]) -> dict[str, int]:
+        """Items whose co-occurrence row changed since ``versions`` (item -> row version), with
+        their current versions: what a publisher of neighbour lists must rewrite."""
+        return {i: v for i, v in self._cooc.row_updates.items() if versions.get(i) != v}
+
+    def top(self, k: int, segment: int | None = None, channel: str | None = None) -> list[str]:
+        """The trending items (for a segment, else a channel, else overall)."""
+        return self._trending.top(k, segment, channel)

@@ -94,6 +94,11 @@ class CoOccurrence:
         Pulls the similarity of rarely seen pairs towards zero (in units of decayed weight).
     weights
         Weights of the kinds of interaction.
+    max_row
+        Co-occurrence entries kept per item: a row that grows past one and a half times this
+        drops its weakest entries, which bounds memory and the cost of a neighbour scan (an
+        entry dropped from one row may remain in the other: the pair's score is read from the
+        row of the item asked about).
 
     Examples
     --------
@@ -114,8 +119,10 @@ class CoOccurrence:
         half_life_days: float = 30.0,
         shrinkage: float = 5.0,
         weights: InteractionWeights | None = None,
+        max_row: int = 300,
     ) -> None:
         self.fan_out = fan_out
+        self.max_row = max_row
         self.half_life_days = half_life_days
         self.shrinkage = shrinkage
         self.weights = weights
@@ -184,7 +191,17 @@ class CoOccurrence:
             back = self.pairs.setdefault(p.other, {})
             back[p.item] = back.get(p.item, 0.0) + add
             updates[p.other] = updates.get(p.other, 0) + 1
+            if len(back) > self.max_row * 1.5:
+                self._trim(p.other)
+        row = self.pairs.get(item)
+        if row is not None and len(row) > self.max_row * 1.5:
+            self._trim(item)
         self.n_events += 1
+
+    def _trim(self, item: str) -> None:
+        row = self.pairs[item]
+        keep = heapq.nlargest(self.max_row, row.items(), key=lambda t: (t[1], t[0]))
+        self.pairs[item] = dict(keep)
 
     def recent_items(self, user: str) -> list[tuple[str, float, float]]:
         """The user's recent ``(item, weight, ts)``, oldest first (what recommendations start from)."""
@@ -333,7 +350,7 @@ class Blend:
     """The weights of the served similarity (fitted by ``nba evaluate``)."""
 
     cooc: float = 1.0
-    content: float = 0.1
+    content: float = 0.2
 
 
 class BlendedSimilarity:
@@ -345,7 +362,7 @@ class BlendedSimilarity:
     ...        "p2": CatalogEntry("b", category="x", series_id="s", series_part=2)}
     >>> sim = BlendedSimilarity(CoOccurrence(), ContentSimilarity(cat))
     >>> sim.neighbours("p1", 5)  # no interactions yet: the content says part 2
-    [('p2', 0.1)]
+    [('p2', 0.2)]
     """
 
     def __init__(self, cooc: CoOccurrence, content: ContentSimilarity, blend: Blend | None = None) -> None:

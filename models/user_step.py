@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from models.facts import EventFacts
 from models.features import FEATURES, profile_features
 from models.lifecycle import LifecyclePolicy, Transition
 from models.profile import Applied, Profile, apply_event
+from models.recommend import Recommendation, Recommender, recent_interactions
 from models.segmentation import Segmenter
 
 
@@ -49,6 +50,11 @@ class StepConfig:
     """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
     rule: RulePolicy = field(default_factory=RulePolicy)
     labels: LabelRules = field(default_factory=LabelRules)
+    history: int = 20
+    """How many of a user's recent items pair with a new interaction and seed recommendations."""
+
+
+INTERACTIONS = frozenset(("click", "view", "share", "purchase"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +64,19 @@ class Scorers:
     segmenter: Segmenter | None = None
     churn: ChurnModel | None = None
     value: ValueModel | None = None
+    recommender: Recommender | None = None
+    """Attached to the catalog by whoever serves it."""
 
     @property
     def versions(self) -> dict[str, str]:
         out = {}
-        for name, model in (("segmentation", self.segmenter), ("churn", self.churn), ("value", self.value)):
+        named = (
+            ("segmentation", self.segmenter),
+            ("churn", self.churn),
+            ("value", self.value),
+            ("similarity", self.recommender),
+        )
+        for name, model in named:
             if model is not None:
                 out[name] = f"{name}-{model.n_learned}"
         return out
@@ -92,6 +106,8 @@ class StepResult:
     """(old, new) segment, if the user's segment changed."""
     labelled: tuple[Labelled, ...] = ()
     """Snapshots whose labels this event's watermark handed out, for the shared models to learn."""
+    interaction: dict[str, Any] | None = None
+    """What the shared similarity model learns from this event (with the user's recent items)."""
 
 
 class _LazyRandom(random.Random):
@@ -257,7 +273,15 @@ def on_event(
     ):
         profile.trained_at = profile.last_seen
         sample = x
-    result = StepResult(outcome, transitions=tuple(changes), sample=sample, moved=moved, labelled=labelled)
+    history = recent_interactions(profile.item_views, profile.bought, cfg.history)
+    result = StepResult(
+        outcome,
+        transitions=tuple(changes),
+        sample=sample,
+        moved=moved,
+        labelled=labelled,
+        interaction=interaction_sample(profile, facts, history),
+    )
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
         return replace(result, backfill=True)
     decision, contact = decide(
@@ -275,11 +299,43 @@ def on_event(
                 if v is not None
             },
             model_versions=models.versions,
+            recommendations=_recommendations(profile, facts, history, models.recommender),
         )
     )
     if decision is not None and cfg.send_enabled:
         profile.contact = dict(contact.last_sent)
     return replace(result, decision=decision)
+
+
+def interaction_sample(
+    profile: Profile, facts: EventFacts, history: list[tuple[str, float, float]]
+) -> dict[str, Any] | None:
+    """The similarity model's sample for an event on an item: the item, the kind of
+    interaction and the user's other recent items (so the learner keeps no per-user data)."""
+    if facts.item_id is None or facts.type not in INTERACTIONS:
+        return None
+    return {
+        "item": facts.item_id,
+        "kind": facts.type,
+        "ts": facts.ts,
+        "progress": facts.progress,
+        "segment": profile.segment,
+        "channel": facts.channel,
+        "recent": [[i, w] for i, w, _ in history if i != facts.item_id],
+    }
+
+
+def _recommendations(
+    profile: Profile,
+    facts: EventFacts,
+    history: list[tuple[str, float, float]],
+    recommender: Recommender | None,
+) -> Callable[[], list[Recommendation]] | None:
+    if recommender is None:
+        return None
+    return lambda: recommender.recommend(
+        history, facts.ts, exclude=set(profile.bought), segment=profile.segment, channel=facts.channel
+    )
 
 
 def assign_segment(

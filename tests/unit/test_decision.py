@@ -10,6 +10,7 @@ from models.decision import ContactState, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile
+from models.recommend import Recommendation
 from models.user_step import StepConfig, on_due, on_event
 
 DAY = 86_400.0
@@ -137,3 +138,29 @@ def test_a_merged_anonymous_profile_goes_quiet_and_the_user_takes_over_its_stage
     assert [(c.from_stage, c.to_stage) for c in woken.transitions] == [("acquisition", "activation")]
     assert user.due_at == anon.due_at
     assert on_due(anon, 30 * DAY, idx, cfg) is None  # the folded profile never transitions again
+
+
+def test_the_rule_adds_the_users_recommendations_with_their_reasons() -> None:
+    p = Profile("u:1", events=3, by_channel={"app": 3}, item_views={"c1": [3, 10.0]})
+    catalog = {"c2": CatalogEntry("Python 102", 99.0)}
+    recs = [Recommendation("c1", 1.0, "trending"), Recommendation("c2", 0.9, "similar to c1")]
+    recs.append(Recommendation("c3", 0.5, "popular in your segment"))
+    recs.append(Recommendation("c4", 0.4, "trending"))
+    d, _ = decide(ctx(p, view(3, 10.0), catalog=catalog, recommendations=lambda: recs))
+    assert d is not None and d.item_ids == ("c1", "c2", "c3")  # the viewed item first, then two
+    assert "also recommended: 'Python 102' (similar to c1)" in d.reasons
+    asked: list[int] = []
+    quiet = Profile("u:2", by_channel={"app": 1}, item_views={"c1": [1, 1.0]})
+    assert decide(ctx(quiet, view(1, 1.0), recommendations=lambda: asked.append(1) or recs))[0] is None
+    assert asked == []  # computed only when an action needs them
+
+
+def test_an_event_on_an_item_carries_the_users_other_recent_items_for_the_similarity_model() -> None:
+    p, idx = Profile("u:1"), DueIndex({}, partition=0)
+    on_event(p, view(1, 1.0, item="a"), watermark=None, due=idx, cfg=StepConfig())
+    result = on_event(p, view(2, 2.0, item="b"), watermark=None, due=idx, cfg=StepConfig())
+    assert result.interaction is not None
+    assert (result.interaction["item"], result.interaction["kind"]) == ("b", "view")
+    assert result.interaction["recent"] == [["a", 1.0]]  # the user's other items, not the item itself
+    click = EventFacts(event_id="e3", type="click", channel="app", ts=3.0)
+    assert on_event(p, click, watermark=None, due=idx, cfg=StepConfig()).interaction is None  # no item

@@ -1,0 +1,112 @@
+"""Cost of item similarity and recommendations, one core, no Kafka or Redis.
+
+* update: the learner's :meth:`models.recommend.Recommender.learn_one` per interaction sample
+  with a fan-out of N = 20 recent items (the samples the worker's step emits);
+* recommend: :meth:`Recommender.recommend` latency, p50 and p99, for users with 0 to 20 recent
+  items (what ``GET /users/{id}/recommendations`` computes after reading the profile);
+* memory: the model's live Python objects (``tracemalloc``) and its snapshot size, per 10,000
+  items, after a synthetic stream over ``--items`` items (Zipf popularity, users buying within
+  a few categories).
+
+Redis round trips per event are zero by design: workers serve from the in-memory snapshot and
+the learner rewrites changed neighbour lists in one pipeline per snapshot.
+
+    python -m bench.similarity --items 10000 --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import time
+import tracemalloc
+import zlib
+from typing import Any
+
+import orjson
+
+from models import checkpoint
+from models.recommend import RecConfig, Recommender
+from models.similarity import CoOccurrence, InteractionWeights
+
+
+def _stream(items: int, events: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    weights = [1 / (i + 1) ** 0.8 for i in range(items)]
+    per_cat = max(1, items // 50)
+    samples, recent = [], {}
+    kinds = ["view"] * 6 + ["click"] * 2 + ["share", "purchase"]
+    for _ in range(events):
+        user = f"u{int(rng.paretovariate(1.2)) % 50_000}"
+        cat = zlib.crc32(user.encode()) % 50
+        if rng.random() < 0.7:
+            item = f"i{cat * per_cat + rng.randrange(per_cat)}"
+        else:
+            item = f"i{rng.choices(range(items), weights)[0]}"
+        mine = recent.setdefault(user, {})
+        kind = rng.choice(kinds)
+        samples.append(
+            {
+                "item": item,
+                "kind": kind,
+                "ts": len(samples) * 10.0,
+                "recent": [[i, w] for i, w in mine.items()],
+            }
+        )
+        mine.pop(item, None)
+        mine[item] = InteractionWeights().of(kind)
+        while len(mine) > 20:
+            mine.pop(next(iter(mine)))
+    return samples
+
+
+def run(items: int, events: int, seed: int) -> dict[str, Any]:
+    samples = _stream(items, events, seed)
+    model = Recommender(CoOccurrence(fan_out=20), config=RecConfig())
+    started = time.perf_counter()
+    for x in samples:
+        model.learn_one(x)
+    update_s = time.perf_counter() - started
+    gc.collect()
+    tracemalloc.start()  # memory: the same stream again, traced (tracing slows it: not timed)
+    before = tracemalloc.get_traced_memory()[0]
+    traced = Recommender(CoOccurrence(fan_out=20), config=RecConfig())
+    for x in samples:
+        traced.learn_one(x)
+    live = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del traced
+    snapshot = len(checkpoint.encode(model, {"model": "similarity"}))
+    rng = random.Random(seed + 1)
+    model.attach({})
+    latencies = []
+    for n in range(2_000):
+        x = samples[rng.randrange(len(samples))]
+        history = [(i, w, x["ts"]) for i, w in x["recent"]][-rng.randrange(0, 21) :] if n % 10 else []
+        t = time.perf_counter()
+        model.recommend(history, x["ts"] + 1, exclude={i for i, _, _ in history})
+        latencies.append(time.perf_counter() - t)
+    latencies.sort()
+    seen = len(model._cooc.counts)
+    return {
+        "items_seen": seen,
+        "events": events,
+        "update_us_per_event": round(1e6 * update_s / events, 1),
+        "recommend_ms_p50": round(1e3 * latencies[len(latencies) // 2], 3),
+        "recommend_ms_p99": round(1e3 * latencies[int(len(latencies) * 0.99)], 3),
+        "recommend_ms_mean": round(1e3 * statistics.fmean(latencies), 3),
+        "memory_mb_per_10k_items": round(live / 2**20 * 10_000 / max(1, seen), 1),
+        "snapshot_mb_per_10k_items": round(snapshot / 2**20 * 10_000 / max(1, seen), 1),
+        "redis_round_trips_per_event": 0,
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--items", type=int, default=10_000)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    print(orjson.dumps(run(args.items, args.events, args.seed), option=orjson.OPT_INDENT_2).decode())
