@@ -193,8 +193,7 @@ class CoOccurrence:
             updates[p.other] = updates.get(p.other, 0) + 1
             if len(back) > self.max_row * 1.5:
                 self._trim(p.other)
-        row = self.pairs.get(item)
-        if row is not None and len(row) > self.max_row * 1.5:
+        if len(self.pairs.get(item, ())) > self.max_row * 1.5:
             self._trim(item)
         self.n_events += 1
 
