@@ -14,8 +14,9 @@ What it promises:
   in a plain loop, keeping the recent items itself (user data: :meth:`forget_user` erases it).
 * :class:`ContentSimilarity` scores items from the catalog (series, next part, category, tags),
   so a new item with no interactions has neighbours from its first day.
-* :class:`BlendedSimilarity` serves ``w_cooc * cooc + w_content * content``; the weights are
-  fitted by ``nba evaluate`` on a held-out period and shipped as configuration.
+* :class:`BlendedSimilarity` serves ``w_cooc * cooc + w_content * content`` (content alone for
+  an item with no co-occurrence yet); the weights are fitted by ``nba evaluate`` on a held-out
+  period and shipped as configuration.
 """
 
 from __future__ import annotations
@@ -353,7 +354,8 @@ class Blend:
 
 
 class BlendedSimilarity:
-    """``blend.cooc * cooc + blend.content * content``, over both models' neighbours.
+    """``blend.cooc * cooc + blend.content * content``, over both models' neighbours; an item
+    with no co-occurrence yet gets its content neighbours even when the content weight is 0.
 
     Examples
     --------
@@ -375,6 +377,8 @@ class BlendedSimilarity:
         b = blend or self.blend
         n = 4 * max(k, 10)
         cooc = self.cooc.neighbours(item, n) if b.cooc else []
+        if not cooc:  # no co-occurrence yet (a new item): its content alone
+            b = Blend(cooc=b.cooc, content=b.content or 1.0)
         content = self.content.neighbours(item, n) if b.content else []
         stamp = (self.cooc.list_version(item), self.content.version)
         cached = self._top.get((item, b))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
 from models.recommend import RecConfig, Trending, recommend
-from models.similarity import DAY, BlendedSimilarity, ContentSimilarity, CoOccurrence, pairs_for_event
+from models.similarity import DAY, Blend, BlendedSimilarity, ContentSimilarity, CoOccurrence, pairs_for_event
 
 ITEMS = [f"i{n}" for n in range(30)]
 
@@ -50,6 +50,10 @@ def test_a_new_item_gets_neighbours_from_its_content() -> None:
     neighbours = sim.neighbours("new", 5)
     assert neighbours[0][0] == "s-p1"  # same series first
     assert all(catalog[j].category == "math" for j, _ in neighbours)
+    # even when the fitted blend gives content no weight, a new item is served by its content
+    only_cooc = BlendedSimilarity(cooc, ContentSimilarity(catalog), Blend(cooc=1.0, content=0.0))
+    assert only_cooc.neighbours("new", 1)[0][0] == "s-p1"
+    assert [j for j, _ in only_cooc.neighbours("a", 3)] == [j for j, _ in cooc.neighbours("a", 3)]
 
 
 def test_the_cost_of_one_event_is_bounded_by_the_fan_out() -> None:
