@@ -175,7 +175,10 @@ class SimilaritySettings(BaseModel):
     half_life_days: float = Field(30.0, gt=0, description="Event-time half-life of co-occurrence counts.")
     shrinkage: float = Field(5.0, ge=0, description="Shrinks the similarity of rarely seen pairs.")
     content_weight: float = Field(
-        0.2, ge=0, description="Weight of catalog (content) similarity in the blend (co-occurrence: 1)."
+        0.0,
+        ge=0,
+        description="Weight of catalog (content) similarity in the blend (co-occurrence: 1); an item "
+        "with no co-occurrence yet is served by its content whatever this is.",
     )
     history_half_life_days: float = Field(
         60.0, gt=0, description="How fast a user's older items stop counting in recommendations."

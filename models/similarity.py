@@ -350,7 +350,7 @@ class Blend:
     """The weights of the served similarity (fitted by ``nba evaluate``)."""
 
     cooc: float = 1.0
-    content: float = 0.2
+    content: float = 0.0
 
 
 class BlendedSimilarity:
@@ -363,7 +363,7 @@ class BlendedSimilarity:
     ...        "p2": CatalogEntry("b", category="x", series_id="s", series_part=2)}
     >>> sim = BlendedSimilarity(CoOccurrence(), ContentSimilarity(cat))
     >>> sim.neighbours("p1", 5)  # no interactions yet: the content says part 2
-    [('p2', 0.2)]
+    [('p2', 1.0)]
     """
 
     def __init__(self, cooc: CoOccurrence, content: ContentSimilarity, blend: Blend | None = None) -> None:
