@@ -209,8 +209,8 @@ def recent_interactions(
     out = {i: (w.view * min(3.0, float(c)), float(t)) for i, (c, t) in item_views.items()}
     for i in bought:
         out[i] = (w.purchase, out.get(i, (0.0, 0.0))[1])
-    ordered = sorted(out.items(), key=lambda kv: (kv[1][1], kv[0]))[-n:]
-    return [(i, wt, t) for i, (wt, t) in ordered]
+    newest = heapq.nlargest(n, out.items(), key=lambda kv: (kv[1][1], kv[0]))
+    return [(i, wt, t) for i, (wt, t) in reversed(newest)]
 
 
 class Recommender:
