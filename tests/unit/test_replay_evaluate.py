@@ -148,7 +148,8 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
 
 
 def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, tmp_path: Path) -> None:
-    """The same evaluation on a CSV through a column mapping: churn labels from the horizon rule."""
+    """The same evaluation on a CSV through a column mapping: churn labels from the horizon rule,
+    next-purchase targets from the purchases."""
     csv_path = tmp_path / "log.csv"
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -178,6 +179,10 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
     assert "churn.true_rule_auc" in report["absent"] and "churn.true_auc" in report["absent"]
     assert report["churn.auc"] is not None and report["churn.label_agreement"] == 1.0
     assert report["churn.rule_auc"] > 0.65 and report["data.events"] > 10_000
+    # next purchase on the same log: the mapping's purchases are the targets
+    assert report["similarity.purchases_scored"] > 100
+    assert report["similarity.hr10"] > report["similarity.hr10_popularity"] > 0
+    assert report["similarity.hr10_itemknn"] is not None
 
 
 def test_parquet_input_reads_like_csv(tmp_path: Path) -> None:
