@@ -114,10 +114,16 @@ def test_nothing_is_committed_past_the_next_message_to_process() -> None:
     assert committable_offset([3, 4], None) == 5  # nothing committed yet: the first run counts
 
 
-def test_log_gaps_fill_the_run_but_never_a_message_that_was_read() -> None:
-    app = faust.App("t-offsets", autodiscover=False)
+def _fixed_consumer(name: str) -> Any:
+    """The consumer of a fresh app with the fixes, acking topic ``t``."""
+    app = faust.App(name, autodiscover=False)
+    app.topics._acking_topics.add("t")
     ack_only_processed(app)
-    consumer = app.consumer
+    return app.consumer
+
+
+def test_log_gaps_fill_the_run_but_never_a_message_that_was_read() -> None:
+    consumer = _fixed_consumer("t-offsets")
     tp = TP("t", 0)
     consumer._committed_offset[tp] = 10
     consumer._gap[tp].addi(12, 13)  # a marker at 12
@@ -192,10 +198,7 @@ def test_aiokafka_fetch_results_carry_the_offsets_they_read() -> None:
 
 
 def test_before_the_first_commit_the_run_starts_at_the_first_offset_read() -> None:
-    app = faust.App("t-base", autodiscover=False)
-    app.topics._acking_topics.add("t")
-    ack_only_processed(app)
-    consumer = app.consumer
+    consumer = _fixed_consumer("t-base")
     tp = TP("t", 0)
     consumer.nba_base[tp] = 0  # what the fetch loop notes when it first reads the partition
     consumer._acked[tp].extend([1, 2])  # 0 was read but is not processed yet
@@ -209,10 +212,7 @@ def test_before_the_first_commit_the_run_starts_at_the_first_offset_read() -> No
 def test_a_fetch_notes_its_gaps_and_the_first_offset_read() -> None:
     from app.faust_fixes import _note_gaps, _Span
 
-    app = faust.App("t-note", autodiscover=False)
-    app.topics._acking_topics.add("t")
-    ack_only_processed(app)
-    consumer = app.consumer
+    consumer = _fixed_consumer("t-note")
     tp = TP("t", 0)
     batch = _Span([_Record(5), _Record(7)])
     batch.span = (4, 9)
