@@ -131,13 +131,16 @@ def _scorers(rt: Runtime) -> Scorers:
     )
 
 
+async def _train(rt: Runtime, model: str, x: Any, at: float, **label: Any) -> None:
+    """Send one sample of ``model`` to the learner (``y=`` for a labelled one)."""
+    await rt.training.send(value=orjson.dumps({"model": model, "x": x, **label, "at": at}))
+
+
 async def _send_labelled(rt: Runtime, labelled: Iterable[Labelled]) -> None:
     """Send snapshots whose labels became known to the learner."""
     for item in labelled:
         metrics.CHURN_LABELS.labels(item.model).inc()
-        await rt.training.send(
-            value=orjson.dumps({"model": item.model, "x": item.x, "y": item.y, "at": item.t})
-        )
+        await _train(rt, item.model, item.x, item.t, y=item.y)
 
 
 async def _publish_changes(rt: Runtime, profile: Profile, changes: Iterable[Transition]) -> None:
@@ -212,10 +215,10 @@ async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, ar
     await _publish_changes(rt, profile, result.transitions)
     if result.sample is not None:
         metrics.TRAINING_SAMPLES.inc()
-        await rt.training.send(value=orjson.dumps({"model": "segmentation", "x": result.sample, "at": ts}))
+        await _train(rt, "segmentation", result.sample, ts)
     await _send_labelled(rt, result.labelled)
     if result.interaction is not None:
-        await rt.training.send(value=orjson.dumps({"model": "similarity", "x": result.interaction, "at": ts}))
+        await _train(rt, "similarity", result.interaction, ts)
     if result.decision is not None:
         await _publish(rt, profile, result.decision, arrived_ms)
 

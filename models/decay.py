@@ -19,6 +19,8 @@ Promises
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 DAY = 86_400.0
 HALF_LIVES_S: tuple[float, ...] = (1 * DAY, 7 * DAY, 30 * DAY)
 """The half-lives of the profile's decayed counts: 1, 7 and 30 days of event time."""
@@ -72,3 +74,42 @@ def value_at(
     """
     gap = max(0.0, t - counter[0])
     return float(counter[index + 1] * 2.0 ** (-gap / half_lives[index]))
+
+
+class Inflation:
+    """Decay of a whole set of counters at once, for counters that are only read as ratios.
+
+    Instead of decaying every counter as time passes, each new weight is multiplied by a growth
+    factor ``2 ** ((ts - t0) / half_life)``: relative to each other, older weights then count
+    for less exactly as with decay, and nothing is rewritten. When the factor passes ``limit``
+    the owner divides its counters by it (``rescale``) and the factor starts again from 1.
+
+    >>> inf, counters = Inflation(DAY), {"a": 0.0}
+    >>> def rescale(by): counters.update((k, v / by) for k, v in counters.items())
+    >>> counters["a"] += 1.0 * inf.grow(0.0, rescale)
+    >>> round(inf.grow(DAY, rescale), 6), round(inf.at(2 * DAY), 6)
+    (2.0, 4.0)
+    """
+
+    def __init__(self, half_life_s: float, limit: float = 1e12) -> None:
+        self.half_life_s = half_life_s
+        self.limit = limit
+        self.t0: float | None = None
+        self.base = 1.0
+
+    def at(self, ts: float) -> float:
+        """The factor at event time ``ts`` (1 before anything was added)."""
+        if self.t0 is None:
+            return 1.0
+        return float(self.base * 2.0 ** ((ts - self.t0) / self.half_life_s))
+
+    def grow(self, ts: float, rescale: Callable[[float], None]) -> float:
+        """The factor to multiply a weight added at ``ts`` by (rescaling the counters first
+        when it has grown past ``limit``)."""
+        if self.t0 is None:
+            self.t0 = ts
+        factor = self.at(ts)
+        if factor > self.limit:
+            rescale(factor)
+            self.t0, self.base, factor = ts, 1.0, 1.0
+        return factor

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from models.catalog import CatalogEntry
+from models.decay import Inflation
 from models.similarity import (
     DAY,
     Blend,
@@ -71,7 +72,7 @@ class Trending:
         self.half_life_days = half_life_days
         self.weights = weights
         self._w = weights or InteractionWeights()
-        self._t0: float | None = None
+        self._inflation = Inflation(half_life_days * DAY)
         self.scores: dict[str, dict[str, float]] = {}
 
     def learn_one(self, x: Mapping[str, Any]) -> None:
@@ -79,13 +80,7 @@ class Trending:
         weight = self._w.of(str(x["kind"]), float(x.get("progress") or 0.0))
         if weight <= 0:
             return
-        ts = float(x["ts"])
-        if self._t0 is None:
-            self._t0 = ts
-        inflated = weight * math.pow(2.0, (ts - self._t0) / (self.half_life_days * DAY))
-        if inflated > 1e12:  # renormalise: only ratios are ever read
-            self.scores = {k: {i: s / inflated for i, s in v.items()} for k, v in self.scores.items()}
-            self._t0, inflated = ts, weight
+        inflated = weight * self._inflation.grow(float(x["ts"]), self._rescale)
         keys = ["*"]
         if x.get("segment") is not None:
             keys.append(f"s:{x['segment']}")
@@ -95,6 +90,9 @@ class Trending:
         for key in keys:
             row = self.scores.setdefault(key, {})
             row[item] = row.get(item, 0.0) + inflated
+
+    def _rescale(self, by: float) -> None:
+        self.scores = {k: {i: s / by for i, s in v.items()} for k, v in self.scores.items()}
 
     def ranked(
         self, k: int, segment: int | None = None, channel: str | None = None

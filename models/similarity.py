@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.catalog import CatalogEntry
+from models.decay import Inflation
 
 DAY = 86_400.0
-_RENORMALISE_AT = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,7 @@ class CoOccurrence:
         self.shrinkage = shrinkage
         self.weights = weights
         self._w = weights or InteractionWeights()
-        self._t0: float | None = None
-        self._scale_at_t0 = 1.0
+        self._inflation = Inflation(half_life_days * DAY)
         self.counts: dict[str, float] = {}
         self.pairs: dict[str, dict[str, float]] = {}
         self._recent: dict[str, OrderedDict[str, tuple[float, float]]] = {}
@@ -139,28 +138,15 @@ class CoOccurrence:
         """How many times each item's row changed (what cached neighbour lists are checked against)."""
         self._top: dict[str, tuple[int, int, list[tuple[str, float]]]] = {}
 
-    # -- time decay as a global inflation factor ------------------------------------------
-    def _scale(self, ts: float) -> float:
-        if self._t0 is None:
-            self._t0 = ts
-        exponent = (ts - self._t0) / (self.half_life_days * DAY)
-        scale = self._scale_at_t0 * math.pow(2.0, exponent)
-        if scale > _RENORMALISE_AT:
-            self._renormalise(scale)
-            self._t0 = ts
-            self._scale_at_t0 = scale = 1.0
-        return scale
-
+    # -- time decay as a global inflation factor (models.decay.Inflation) -----------------
     def _renormalise(self, by: float) -> None:
         self._top.clear()
         self.counts = {i: c / by for i, c in self.counts.items()}
         self.pairs = {i: {j: c / by for j, c in row.items()} for i, row in self.pairs.items()}
 
-    def _now_scale(self) -> float:
-        """The inflation factor of the newest event time seen (what shrinkage is scaled by)."""
-        return self._scale_at_t0 * math.pow(
-            2.0, (self._latest - (self._t0 or 0.0)) / (self.half_life_days * DAY)
-        )
+    def _shrink(self) -> float:
+        """The shrinkage in the counts' current units (the factor of the newest event time)."""
+        return self.shrinkage * self._inflation.at(self._latest)
 
     # -- learning ---------------------------------------------------------------------------
     def learn_one(self, x: Mapping[str, Any]) -> None:
@@ -180,7 +166,7 @@ class CoOccurrence:
 
     def learn_pairs(self, item: str, weight: float, ts: float, pairs: Iterable[Pair]) -> None:
         """Apply one interaction with ``item`` and the co-occurrences it made (the item side)."""
-        scale = self._scale(ts)
+        scale = self._inflation.grow(ts, self._renormalise)
         self._latest = max(self._latest, ts)
         self.counts[item] = self.counts.get(item, 0.0) + weight * scale
         updates = self.row_updates
@@ -214,10 +200,7 @@ class CoOccurrence:
     # -- reading ----------------------------------------------------------------------------
     def similarity(self, i: str, j: str) -> float:
         c = self.pairs.get(i, {}).get(j, 0.0)
-        if c <= 0:
-            return 0.0
-        norm = math.sqrt(self.counts.get(i, 0.0) * self.counts.get(j, 0.0))
-        return c / (norm + self.shrinkage * self._now_scale())
+        return _cosine(c, self.counts.get(i, 0.0), self.counts.get(j, 0.0), self._shrink()) if c > 0 else 0.0
 
     def neighbours(self, item: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` most similar items, best first.
@@ -242,11 +225,14 @@ class CoOccurrence:
         return cached[0] if cached is not None else -1
 
     def _scan(self, item: str, row: dict[str, float], k: int) -> list[tuple[str, float]]:
-        shrink = self.shrinkage * self._now_scale()
-        ni = self.counts.get(item, 0.0)
-        counts = self.counts
-        scored = ((j, c / (math.sqrt(ni * counts.get(j, 0.0)) + shrink)) for j, c in row.items())
+        shrink, ni, counts = self._shrink(), self.counts.get(item, 0.0), self.counts
+        scored = ((j, _cosine(c, ni, counts.get(j, 0.0), shrink)) for j, c in row.items())
         return heapq.nlargest(k, scored, key=lambda t: (t[1], t[0]))
+
+
+def _cosine(pair: float, ni: float, nj: float, shrink: float) -> float:
+    """Cosine of two items from their co-occurrence and counts, shrunk towards zero."""
+    return pair / (math.sqrt(ni * nj) + shrink)
 
 
 class ContentSimilarity:

@@ -273,14 +273,13 @@ def on_event(
     ):
         profile.trained_at = profile.last_seen
         sample = x
-    history = recent_interactions(profile.item_views, profile.bought, cfg.history)
     result = StepResult(
         outcome,
         transitions=tuple(changes),
         sample=sample,
         moved=moved,
         labelled=labelled,
-        interaction=interaction_sample(profile, facts, history),
+        interaction=interaction_sample(profile, facts, cfg.history),
     )
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
         return replace(result, backfill=True)
@@ -299,7 +298,7 @@ def on_event(
                 if v is not None
             },
             model_versions=models.versions,
-            recommendations=_recommendations(profile, facts, history, models.recommender),
+            recommendations=_recommendations(profile, facts, cfg.history, models.recommender),
         )
     )
     if decision is not None and cfg.send_enabled:
@@ -307,13 +306,12 @@ def on_event(
     return replace(result, decision=decision)
 
 
-def interaction_sample(
-    profile: Profile, facts: EventFacts, history: list[tuple[str, float, float]]
-) -> dict[str, Any] | None:
+def interaction_sample(profile: Profile, facts: EventFacts, n: int = 20) -> dict[str, Any] | None:
     """The similarity model's sample for an event on an item: the item, the kind of
-    interaction and the user's other recent items (so the learner keeps no per-user data)."""
+    interaction and the user's ``n`` other recent items (so the learner keeps no per-user data)."""
     if facts.item_id is None or facts.type not in INTERACTIONS:
         return None
+    history = recent_interactions(profile.item_views, profile.bought, n)
     return {
         "item": facts.item_id,
         "kind": facts.type,
@@ -328,13 +326,18 @@ def interaction_sample(
 def _recommendations(
     profile: Profile,
     facts: EventFacts,
-    history: list[tuple[str, float, float]],
+    n: int,
     recommender: Recommender | None,
 ) -> Callable[[], list[Recommendation]] | None:
+    """The user's recommendations, computed only if the decision asks for them."""
     if recommender is None:
         return None
     return lambda: recommender.recommend(
-        history, facts.ts, exclude=set(profile.bought), segment=profile.segment, channel=facts.channel
+        recent_interactions(profile.item_views, profile.bought, n),
+        facts.ts,
+        exclude=set(profile.bought),
+        segment=profile.segment,
+        channel=facts.channel,
     )
 
 
