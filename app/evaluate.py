@@ -271,12 +271,17 @@ class Evaluation:
 
     # -- next purchase: scored by every recommender before it is learned -------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
-        bought = set(profile.bought)
-        if facts.item_id is None or facts.item_id in bought or facts.dedupe_key in profile.seen:
+        if facts.item_id is None or facts.item_id in profile.bought or facts.dedupe_key in profile.seen:
             return  # a re-purchase or a redelivered purchase is no new target
         history = recent_interactions(profile.item_views, profile.bought, self.step.history)
         self.similarity.purchase(
-            profile.canonical, facts.item_id, facts.ts, bought, history, profile.segment, facts.channel
+            profile.canonical,
+            facts.item_id,
+            facts.ts,
+            profile.excluded,
+            history,
+            profile.segment,
+            facts.channel,
         )
 
     # -- the report ------------------------------------------------------------------------

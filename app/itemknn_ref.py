@@ -30,7 +30,8 @@ class Target:
     ts: float
     user: str
     item: str
-    bought: frozenset[str]
+    exclude: frozenset[str]
+    """Items the user may not be offered: bought or dismissed before the purchase."""
 
 
 class ItemKNNReference:
@@ -76,7 +77,7 @@ class ItemKNNReference:
                 at = self._apply(interactions, at, target.ts, items, history, bought_counts)
                 for c in wanted:
                     top = self._rank(
-                        history.get(target.user, {}), fitted[c], c[0], target.bought, names, popular
+                        history.get(target.user, {}), fitted[c], c[0], target.exclude, names, popular
                     )
                     hit = int(target.item in top)
                     (tune_hits[c] if tuning else test_hits).append(hit)
@@ -139,7 +140,7 @@ class ItemKNNReference:
         user_history: dict[int, float],
         sims: sparse.csr_matrix,
         scheme: str,
-        bought: frozenset[str],
+        exclude: frozenset[str],
         names: dict[int, str],
         popular: list[int],
     ) -> set[str]:
@@ -154,13 +155,13 @@ class ItemKNNReference:
         for i in order:
             if scores[i] <= 0 or len(top) == self.top_k:
                 break
-            if names[int(i)] not in bought:
+            if names[int(i)] not in exclude:
                 top.append(names[int(i)])
         for i in popular:  # fill with the most bought items
             if len(top) == self.top_k:
                 break
             name = names[i]
-            if name not in bought and name not in top:
+            if name not in exclude and name not in top:
                 top.append(name)
         return set(top)
 

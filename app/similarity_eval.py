@@ -112,42 +112,43 @@ class SimilarityRecorder:
         user: str,
         item: str,
         ts: float,
-        bought: set[str],
+        exclude: set[str],
         history: list[tuple[str, float, float]],
         segment: int | None,
         channel: str,
     ) -> None:
         """Score a purchase of a new item, before it is learned (``history``: the user's recent
-        items, as the worker reads them from the profile)."""
+        items, as the worker reads them from the profile; ``exclude``: what no recommender may
+        offer, the user's bought and dismissed items)."""
         tuning = self._tuning(ts)
         if tuning:
             for g in self.grid:
-                recs = self._recommend(history, ts, bought, segment, channel, g)
+                recs = self._recommend(history, ts, exclude, segment, channel, g)
                 self.grid_hits[g].add(item in recs, True)
         else:
             if self.chosen is None:
                 self.chosen = self._best()
-            recs = self._recommend(history, ts, bought, segment, channel, self.chosen)
+            recs = self._recommend(history, ts, exclude, segment, channel, self.chosen)
             self.hits.add(item in recs, False)
         k = self.top_k
-        all_time = [i for i, _ in self.counts.most_common(k + len(bought)) if i not in bought][:k]
-        trending = [i for i in self.model.top(k + len(bought)) if i not in bought][:k]
+        all_time = [i for i, _ in self.counts.most_common(k + len(exclude)) if i not in exclude][:k]
+        trending = [i for i in self.model.top(k + len(exclude)) if i not in exclude][:k]
         self.popularity["all_time"].add(item in all_time, tuning)
         self.popularity["trending"].add(item in trending, tuning)
-        self.targets.append(Target(ts, user, item, frozenset(bought)))
+        self.targets.append(Target(ts, user, item, frozenset(exclude)))
 
     def _recommend(
         self,
         history: list[tuple[str, float, float]],
         ts: float,
-        bought: set[str],
+        exclude: set[str],
         segment: int | None,
         channel: str,
         g: Grid,
     ) -> set[str]:
         cfg = RecConfig(k=self.top_k, half_life_days=g.history_half_life_days)
         model = self.models[g.cooc_half_life_days]
-        recs = model.recommend(history, ts, bought, segment, channel, blend=g.blend, config=cfg)
+        recs = model.recommend(history, ts, exclude, segment, channel, blend=g.blend, config=cfg)
         return {r.item_id for r in recs}
 
     def _best(self) -> Grid:

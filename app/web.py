@@ -179,7 +179,7 @@ def register(
         recs = model.recommend(
             history,
             float(profile.get("last_seen") or 0.0),
-            exclude=set(profile.get("bought") or []),
+            exclude={*(profile.get("bought") or ()), *(profile.get("dismissed") or ())},
             segment=profile.get("segment"),
             channel=profile.get("preferred_channel"),
             k=_k(request),

@@ -40,6 +40,8 @@ class EventFacts:
     coupon: str | None = None
     share_platform: str | None = None
     timezone: str | None = None
+    dismiss: bool = False
+    """A click saying 'not interested' in ``item_id``."""
 
     @property
     def dedupe_key(self) -> str:
@@ -64,6 +66,7 @@ class EventFacts:
             coupon=event.purchase.coupon if event.purchase else None,
             share_platform=event.share.platform if event.share else None,
             timezone=event.context.timezone if event.context else None,
+            dismiss=bool(event.click and event.click.dismiss),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +74,7 @@ class EventFacts:
         out: dict[str, Any] = {}
         for name in _FIELDS:
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and value is not False:
                 out[name] = value
         return out
 

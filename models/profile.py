@@ -8,7 +8,8 @@ Promises
   An event older than that (its ``ts`` below :attr:`Profile.dedupe_floor`) cannot be proved new,
   so it is **not applied** and reported as ``late``.
 * Everything per user is bounded: at most ``max_event_keys`` dedupe keys, ``MAX_ITEMS`` item
-  view counters (least recently viewed dropped first) and ``MAX_BOUGHT`` bought items.
+  view counters (least recently viewed dropped first), ``MAX_BOUGHT`` bought items and
+  ``MAX_DISMISSED`` dismissed ones.
 * :func:`merge_into` folds an anonymous profile into a user's once, whatever the redeliveries.
 * An event forwarded from an anonymous profile is *parked* at the user (:func:`park`) until that
   anonymous profile's merge has arrived, then applied (:func:`merge_into` returns it). A crash can
@@ -35,6 +36,8 @@ from models.facts import EventFacts
 
 MAX_ITEMS = 50
 MAX_BOUGHT = 200
+MAX_DISMISSED = 100
+"""Dismissed items kept per user (the most recent dismissals)."""
 MAX_PARKED = 10_000
 MAX_AFFINITIES = 24
 """Category and tag affinities kept per user (the strongest, at the user's newest event)."""
@@ -76,6 +79,8 @@ class Profile:
     item_views: dict[str, list[float]] = field(default_factory=dict)
     """item -> [view count, last view ts], the ``MAX_ITEMS`` most recently viewed."""
     bought: list[str] = field(default_factory=list)
+    dismissed: list[str] = field(default_factory=list)
+    """Items the user said 'not interested' in (a dismissing click), oldest first."""
     timezone: str | None = None
     decayed: dict[str, list[float]] = field(default_factory=dict)
     """``all`` / ``t:<type>`` / ``c:<channel>`` -> decayed event counts ``[at, 1d, 7d, 30d]``;
@@ -177,6 +182,11 @@ class Profile:
         return sorted(set(self.engagement) | set(self.by_channel), key=key)
 
     @property
+    def excluded(self) -> set[str]:
+        """Items never to recommend to this user: bought or dismissed."""
+        return {*self.bought, *self.dismissed}
+
+    @property
     def dormant(self) -> bool:
         return self.stage == "dormant"
 
@@ -243,9 +253,10 @@ def apply_event(
         profile.spend += facts.spend
         if profile.first_purchase is None or facts.ts < profile.first_purchase:
             profile.first_purchase = facts.ts
-        if facts.item_id and facts.item_id not in profile.bought:
-            profile.bought.append(facts.item_id)
-            del profile.bought[:-MAX_BOUGHT]
+        if facts.item_id:
+            _add_recent(profile.bought, facts.item_id, MAX_BOUGHT)
+    elif facts.dismiss and facts.item_id:
+        _add_recent(profile.dismissed, facts.item_id, MAX_DISMISSED)
     elif facts.type == "view" and facts.item_id:
         count, last = profile.item_views.get(facts.item_id, [0, facts.ts])
         profile.item_views[facts.item_id] = [count + 1, max(last, facts.ts)]
@@ -253,6 +264,13 @@ def apply_event(
             oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
             del profile.item_views[oldest]
     return Applied.applied
+
+
+def _add_recent(items: list[str], item: str, keep: int) -> None:
+    """Add ``item`` (once) to a list kept in order of first addition, the newest ``keep``."""
+    if item not in items:
+        items.append(item)
+        del items[:-keep]
 
 
 def _bump(counters: dict[str, list[float]], key: str, ts: float, w: float, hl: tuple[float, ...]) -> None:
@@ -282,7 +300,7 @@ def _accumulate(profile: Profile, facts: EventFacts, item: CatalogEntry | None) 
     ts, etype = facts.ts, facts.type
     for key in ("all", f"t:{etype}", f"c:{facts.channel}"):
         _bump(profile.decayed, key, ts, 1.0, decay.HALF_LIVES_S)
-    weight = ENGAGEMENT.get(etype, 0.0)
+    weight = 0.0 if facts.dismiss else ENGAGEMENT.get(etype, 0.0)  # 'not interested' is no taste
     if etype == "view":
         weight += facts.progress
         profile.progress_sum += facts.progress
@@ -371,10 +389,12 @@ def merge_into(target: Profile, source: Profile) -> bool:
     while len(target.item_views) > MAX_ITEMS:
         oldest = min(target.item_views, key=lambda i: (target.item_views[i][1], i))
         del target.item_views[oldest]
-    for item in source.bought:
-        if item not in target.bought:
-            target.bought.append(item)
-    del target.bought[:-MAX_BOUGHT]
+    for mine_l, theirs_l, keep in (
+        (target.bought, source.bought, MAX_BOUGHT),
+        (target.dismissed, source.dismissed, MAX_DISMISSED),
+    ):
+        for item in theirs_l:
+            _add_recent(mine_l, item, keep)
     target.timezone = target.timezone or source.timezone
     for mine, theirs, hl in (
         (target.decayed, source.decayed, decay.HALF_LIVES_S),

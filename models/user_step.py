@@ -309,7 +309,7 @@ def on_event(
 def interaction_sample(profile: Profile, facts: EventFacts, n: int = 20) -> dict[str, Any] | None:
     """The similarity model's sample for an event on an item: the item, the kind of
     interaction and the user's ``n`` other recent items (so the learner keeps no per-user data)."""
-    if facts.item_id is None or facts.type not in INTERACTIONS:
+    if facts.item_id is None or facts.type not in INTERACTIONS or facts.dismiss:
         return None
     history = recent_interactions(profile.item_views, profile.bought, n)
     return {
@@ -335,7 +335,7 @@ def _recommendations(
     return lambda: recommender.recommend(
         recent_interactions(profile.item_views, profile.bought, n),
         facts.ts,
-        exclude=set(profile.bought),
+        exclude=profile.excluded,
         segment=profile.segment,
         channel=facts.channel,
     )

@@ -46,6 +46,11 @@ class ClickProps(_Block):
     """A click on a page element or link."""
 
     target: str = Field(default="", max_length=512, description="What was clicked (element, URL path).")
+    dismiss: bool = Field(
+        default=False,
+        description="The click says 'not interested' in item_id (needs item_id): the item is not "
+        "recommended to this user again.",
+    )
 
 
 class ShareProps(_Block):
@@ -154,6 +159,8 @@ class Event(BaseModel):
             raise ValueError("a share event needs a 'share' block")
         if self.type in (EventType.purchase, EventType.view, EventType.share) and self.item_id is None:
             raise ValueError(f"a {self.type.value} event needs an item_id")
+        if self.click is not None and self.click.dismiss and self.item_id is None:
+            raise ValueError("a dismissing click needs the item_id it dismisses")
         return self
 
     @property

@@ -27,6 +27,8 @@ def _event(uid: str, n: int, kind: str, item: str, at: datetime) -> dict[str, An
     }
     if kind == "purchase":
         payload["purchase"] = {"order_id": f"o-{uid}-{n}", "amount": 49.0, "currency": "CNY"}
+    elif kind == "click":
+        payload["click"] = {"target": "/recommendations", "dismiss": True}
     else:
         payload["view"] = {"duration_s": 300, "progress": 0.5}
     return payload
@@ -38,7 +40,9 @@ async def _get(url: str) -> Any:
         return response.status_code, response.json()
 
 
-async def test_items_bought_together_are_served_as_neighbours_and_recommended(deployment: Deployment) -> None:
+async def test_items_bought_together_are_served_as_neighbours_and_recommended_unless_dismissed(
+    deployment: Deployment,
+) -> None:
     dep = deployment
     dep.extra.update(FAST_SNAPSHOTS)
     dep.create_topics()
@@ -52,9 +56,12 @@ async def test_items_bought_together_are_served_as_neighbours_and_recommended(de
             events.append((dep.ingress("app", kind), uid.encode(), _event(uid, n, kind, item, at)))
             at += timedelta(seconds=30)
     late = START + timedelta(hours=12)  # a new user who has bought only course-a
-    events.append(
-        (dep.ingress("app", "purchase"), b"newcomer", _event("newcomer", 0, "purchase", "course-a", late))
-    )
+    for uid in ("newcomer", "dismisser"):
+        bought = _event(uid, 0, "purchase", "course-a", late)
+        events.append((dep.ingress("app", "purchase"), uid.encode(), bought))
+    # the dismisser says 'not interested' in course-b
+    dismissed = _event("dismisser", 1, "click", "course-b", late + timedelta(seconds=5))
+    events.append((dep.ingress("app", "click"), b"dismisser", dismissed))
     worker = dep.worker()
     worker.start()
     await worker.ready()
@@ -83,5 +90,9 @@ async def test_items_bought_together_are_served_as_neighbours_and_recommended(de
     status, body = await _get(f"{worker.url}/users/newcomer/recommendations")
     assert status == 200 and body["recommendations"][0]["reason"] == "similar to course-a"
     assert body["model"].startswith("similarity-") and body["as_of"] == late.timestamp()
+    status, body = await _get(f"{worker.url}/users/dismisser/recommendations")
+    assert status == 200 and body["as_of"] == late.timestamp() + 5
+    ids = [r["item_id"] for r in body["recommendations"]]
+    assert ids and "course-b" not in ids and "course-a" not in ids
     assert (await _get(f"{worker.url}/users/nobody/recommendations"))[0] == 404
     assert (await _get(f"{worker.url}/items/no-such-item/similar"))[0] == 404

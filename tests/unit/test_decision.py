@@ -164,3 +164,24 @@ def test_an_event_on_an_item_carries_the_users_other_recent_items_for_the_simila
     assert result.interaction["recent"] == [["a", 1.0]]  # the user's other items, not the item itself
     click = EventFacts(event_id="e3", type="click", channel="app", ts=3.0)
     assert on_event(p, click, watermark=None, due=idx, cfg=StepConfig()).interaction is None  # no item
+
+
+def test_a_dismissed_item_is_never_recommended_and_is_not_learned_as_taste() -> None:
+    from models.recommend import Recommender
+    from models.user_step import Scorers
+
+    recommender = Recommender()
+    for u in range(20):  # everyone who views c1 buys c2, then c3
+        recommender.learn_one({"item": "c2", "kind": "purchase", "ts": u * 60.0, "recent": [["c1", 1.0]]})
+        recommender.learn_one({"item": "c3", "kind": "purchase", "ts": u * 60.0 + 1, "recent": [["c1", 1.0]]})
+    models = Scorers(recommender=recommender.attach({}))
+    p, idx, cfg = Profile("u:1"), DueIndex({}, partition=0), StepConfig()
+    dismiss = EventFacts(event_id="d", type="click", channel="app", ts=5_000.0, item_id="c2", dismiss=True)
+    assert on_event(p, dismiss, watermark=None, due=idx, cfg=cfg, models=models).interaction is None
+    decisions = [
+        on_event(p, view(i, 5_000.0 + i), watermark=None, due=idx, cfg=cfg, models=models).decision
+        for i in range(3)
+    ]
+    d = decisions[-1]
+    assert d is not None and d.item_ids[0] == "c1" and "c3" in d.item_ids
+    assert "c2" not in d.item_ids

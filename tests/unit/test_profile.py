@@ -42,6 +42,7 @@ def batch_reference(events: list[EventFacts]) -> dict[str, object]:
         "last_seen": max((e.ts for e in ev), default=None),
         "first_purchase": min((e.ts for e in purchases), default=None),
         "bought": {e.item_id for e in purchases},
+        "dismissed": {e.item_id for e in ev if e.type == "click" and e.dismiss},
         "views": views,
     }
 
@@ -57,6 +58,7 @@ def observed(p: Profile) -> dict[str, object]:
         "last_seen": p.last_seen,
         "first_purchase": p.first_purchase,
         "bought": set(p.bought),
+        "dismissed": set(p.dismissed),
         "views": {i: int(c) for i, (c, _) in p.item_views.items()},
     }
 
@@ -69,13 +71,14 @@ def assert_matches(p: Profile, ref: dict[str, object]) -> None:
 
 
 event_strategy = st.builds(
-    lambda i, typ, ch, off, item, amount: EventFacts(
+    lambda i, typ, ch, off, item, amount, dismiss: EventFacts(
         event_id=f"e{i}",
         type=typ,
         channel=ch,
         ts=T0 + off,
         item_id=item,
         spend=amount if typ == "purchase" else 0.0,
+        dismiss=dismiss and typ == "click",
     ),
     st.integers(0, 400),
     st.sampled_from(["click", "view", "share", "purchase"]),
@@ -83,6 +86,7 @@ event_strategy = st.builds(
     st.floats(0, 3 * DAY, allow_nan=False),
     st.sampled_from([f"c{i}" for i in range(20)]),
     st.floats(0, 500, allow_nan=False),
+    st.booleans(),
 )
 
 
@@ -156,6 +160,25 @@ def test_item_views_are_bounded_by_recency() -> None:
         apply_event(p, EventFacts(event_id=f"v{i}", type="view", channel="app", ts=T0 + i, item_id=f"c{i}"))
     assert len(p.item_views) == MAX_ITEMS
     assert "c0" not in p.item_views and f"c{MAX_ITEMS + 9}" in p.item_views
+
+
+def test_dismissed_items_are_kept_bounded_excluded_and_add_no_taste() -> None:
+    from models.catalog import CatalogEntry
+    from models.profile import MAX_DISMISSED
+
+    catalog = {"c0": CatalogEntry("c0", category="maths")}
+    p = Profile("u:1")
+    apply_event(p, EventFacts(event_id="b", type="purchase", channel="app", ts=T0, item_id="paid"))
+    for i in range(MAX_DISMISSED + 5):
+        click = EventFacts(
+            event_id=f"d{i}", type="click", channel="app", ts=T0 + i, item_id=f"c{i}", dismiss=True
+        )
+        apply_event(p, click, catalog=catalog)
+    assert len(p.dismissed) == MAX_DISMISSED and p.dismissed[-1] == f"c{MAX_DISMISSED + 4}"
+    assert "c0" not in p.dismissed  # the oldest dismissal went first
+    assert p.excluded == {"paid", *p.dismissed}
+    assert p.affinity["cat:maths"][1] == 0.0  # 'not interested' in a maths course adds no maths taste
+    assert Profile.loads(p.dumps()) == p
 
 
 def test_roundtrip_serialisation() -> None:

@@ -20,6 +20,7 @@ BASE = {
 VALID = {
     "click": {**BASE, "type": "click", "click": {"target": "/home"}},
     "click_no_item": {**BASE, "type": "click"},
+    "click_dismiss": {**BASE, "type": "click", "item_id": "c1", "click": {"target": "/r", "dismiss": True}},
     "view": {**BASE, "type": "view", "item_id": "c1", "view": {"duration_s": 120, "progress": 0.5}},
     "share": {**BASE, "type": "share", "item_id": "c1", "share": {"platform": "weibo"}},
     "purchase": {
@@ -98,6 +99,7 @@ def test_unknown_fields_are_kept_under_properties() -> None:
         ({**VALID["click"], "click": {"target": "x" * 600}}, Reason.schema_violation),  # too long
         ({**BASE, "type": "view", "view": {"progress": 0.2}}, Reason.schema_violation),  # view w/o item
         ({**VALID["click"], "view": {"progress": 0.1}}, Reason.schema_violation),  # foreign block
+        ({**BASE, "type": "click", "click": {"dismiss": True}}, Reason.schema_violation),  # dismiss w/o item
         (
             {**VALID["purchase"], "purchase": {"order_id": "o", "amount": -1, "currency": "USD"}},
             Reason.schema_violation,
