@@ -8,6 +8,7 @@ from river import tree
 from app.settings import Settings
 from models.churn import ChurnModel, LabelRules, ValueModel
 from models.decision import RulePolicy
+from models.embedding import ItemEmbedding
 from models.lifecycle import LifecyclePolicy
 from models.recommend import RecConfig, Recommender
 from models.segmentation import Segmenter
@@ -71,12 +72,15 @@ def new_recommender(settings: Settings) -> Recommender:
     s = settings.similarity
     return Recommender(
         CoOccurrence(fan_out=s.fan_out, half_life_days=s.half_life_days, shrinkage=s.shrinkage),
-        blend=Blend(cooc=1.0, content=s.content_weight),
+        blend=Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight),
         config=RecConfig(
             k=s.top_k,
             history=s.fan_out,
             half_life_days=s.history_half_life_days,
             popular=s.popular,
             max_per_series=s.max_per_series,
+        ),
+        embedding=ItemEmbedding(
+            n_factors=s.embedding_factors, context=s.embedding_context, negatives=s.embedding_negatives
         ),
     )

@@ -180,6 +180,17 @@ class SimilaritySettings(BaseModel):
         description="Weight of catalog (content) similarity in the blend (co-occurrence: 1); an item "
         "with no co-occurrence yet is served by its content whatever this is.",
     )
+    embedding_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the learned item vectors (River's factorisation; evidence above "
+        "chance, 0..1) in the blend (co-occurrence: 1).",
+    )
+    embedding_factors: int = Field(16, ge=2, le=256, description="Size of the learned item vectors.")
+    embedding_context: int = Field(
+        4, ge=1, description="A user's recent items each interaction is a factorisation positive for."
+    )
+    embedding_negatives: int = Field(2, ge=0, description="Negative items sampled per positive.")
     history_half_life_days: float = Field(
         60.0, gt=0, description="How fast a user's older items stop counting in recommendations."
     )

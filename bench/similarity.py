@@ -1,9 +1,11 @@
 """Cost of item similarity and recommendations, one core, no Kafka or Redis.
 
 * update: the learner's :meth:`models.recommend.Recommender.learn_one` per interaction sample
-  with a fan-out of N = 20 recent items (the samples the worker's step emits);
+  with a fan-out of N = 20 recent items (the samples the worker's step emits), and the part of
+  it spent in River's factorisation (:class:`models.embedding.ItemEmbedding`);
 * recommend: :meth:`Recommender.recommend` latency, p50 and p99, for users with 0 to 20 recent
-  items (what ``GET /users/{id}/recommendations`` computes after reading the profile);
+  items (what ``GET /users/{id}/recommendations`` computes after reading the profile), with the
+  factorisation's blend weight at 0 and at 0.05 (reading its neighbours);
 * memory: the model's live Python objects (``tracemalloc``) and its snapshot size, per 10,000
   items, after a synthetic stream over ``--items`` items (Zipf popularity, users buying within
   a few categories).
@@ -28,8 +30,9 @@ from typing import Any
 import orjson
 
 from models import checkpoint
+from models.embedding import ItemEmbedding
 from models.recommend import RecConfig, Recommender
-from models.similarity import CoOccurrence, InteractionWeights
+from models.similarity import Blend, CoOccurrence, InteractionWeights
 
 
 def _stream(items: int, events: int, seed: int) -> list[dict[str, Any]]:
@@ -69,6 +72,11 @@ def run(items: int, events: int, seed: int) -> dict[str, Any]:
     for x in samples:
         model.learn_one(x)
     update_s = time.perf_counter() - started
+    embedding = ItemEmbedding()
+    started = time.perf_counter()
+    for x in samples:
+        embedding.learn_one(x["item"], [i for i, _ in x["recent"]])
+    embedding_s = time.perf_counter() - started
     gc.collect()
     tracemalloc.start()  # memory: the same stream again, traced (tracing slows it: not timed)
     before = tracemalloc.get_traced_memory()[0]
@@ -79,24 +87,30 @@ def run(items: int, events: int, seed: int) -> dict[str, Any]:
     tracemalloc.stop()
     del traced
     snapshot = len(checkpoint.encode(model, {"model": "similarity"}))
-    rng = random.Random(seed + 1)
     model.attach({})
-    latencies = []
-    for n in range(2_000):
-        x = samples[rng.randrange(len(samples))]
-        history = [(i, w, x["ts"]) for i, w in x["recent"]][-rng.randrange(0, 21) :] if n % 10 else []
-        t = time.perf_counter()
-        model.recommend(history, x["ts"] + 1, exclude={i for i, _, _ in history})
-        latencies.append(time.perf_counter() - t)
-    latencies.sort()
     seen = len(model._cooc.counts)
-    return {
+    out: dict[str, Any] = {
         "items_seen": seen,
         "events": events,
         "update_us_per_event": round(1e6 * update_s / events, 1),
-        "recommend_ms_p50": round(1e3 * latencies[len(latencies) // 2], 3),
-        "recommend_ms_p99": round(1e3 * latencies[int(len(latencies) * 0.99)], 3),
-        "recommend_ms_mean": round(1e3 * statistics.fmean(latencies), 3),
+        "of_which_factorisation_us": round(1e6 * embedding_s / events, 1),
+    }
+    for name, blend in (("recommend", Blend()), ("recommend_with_factorisation", Blend(embedding=0.05))):
+        rng = random.Random(seed + 1)
+        model._similarity = None  # cold caches for each blend
+        latencies = []
+        for n in range(2_000):
+            x = samples[rng.randrange(len(samples))]
+            history = [(i, w, x["ts"]) for i, w in x["recent"]][-rng.randrange(0, 21) :] if n % 10 else []
+            t = time.perf_counter()
+            model.recommend(history, x["ts"] + 1, exclude={i for i, _, _ in history}, blend=blend)
+            latencies.append(time.perf_counter() - t)
+        latencies.sort()
+        out[f"{name}_ms_p50"] = round(1e3 * latencies[len(latencies) // 2], 3)
+        out[f"{name}_ms_p99"] = round(1e3 * latencies[int(len(latencies) * 0.99)], 3)
+        out[f"{name}_ms_mean"] = round(1e3 * statistics.fmean(latencies), 3)
+    return {
+        **out,
         "memory_mb_per_10k_items": round(live / 2**20 * 10_000 / max(1, seen), 1),
         "snapshot_mb_per_10k_items": round(snapshot / 2**20 * 10_000 / max(1, seen), 1),
         "redis_round_trips_per_event": 0,

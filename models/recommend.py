@@ -21,6 +21,7 @@ from typing import Any
 
 from models.catalog import CatalogEntry
 from models.decay import Inflation
+from models.embedding import ItemEmbedding
 from models.similarity import (
     DAY,
     Blend,
@@ -146,7 +147,7 @@ def recommend(
     for item, weight, ts in list(history)[-cfg.history :]:
         strength = weight * math.pow(2.0, -max(0.0, now - ts) / (cfg.half_life_days * DAY))
         for other, s in similarity.neighbours(item, cfg.neighbours, blend):
-            if other in exclude:
+            if other in exclude or s <= 0:
                 continue
             add = strength * s
             personal[other] = personal.get(other, 0.0) + add
@@ -222,6 +223,9 @@ class Recommender:
     ----------
     cooc
         The co-occurrence model (fan-out, half-life, shrinkage).
+    embedding
+        River's item-to-item factorisation (:class:`models.embedding.ItemEmbedding`); it learns
+        whatever the blend, so that ``nba evaluate`` can fit its weight.
     trending
         Decayed popularity, overall, per segment and per channel.
     blend
@@ -247,12 +251,15 @@ class Recommender:
         trending: Trending | None = None,
         blend: Blend | None = None,
         config: RecConfig | None = None,
+        embedding: ItemEmbedding | None = None,
     ) -> None:
         self.cooc = cooc
         self.trending = trending
         self.blend = blend
         self.config = config
+        self.embedding = embedding
         self._cooc = cooc or CoOccurrence()
+        self._embedding = embedding or ItemEmbedding()
         self._trending = trending or Trending()
         self._catalog: Mapping[str, CatalogEntry] = {}
         self._similarity: BlendedSimilarity | None = None
@@ -262,6 +269,11 @@ class Recommender:
         state = dict(self.__dict__)
         state["_catalog"], state["_similarity"] = {}, None  # served state, rebuilt on attach
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("embedding", None)  # snapshots from before the factorisation
+        state.setdefault("_embedding", ItemEmbedding())
+        self.__dict__.update(state)
 
     def attach(self, catalog: Mapping[str, CatalogEntry]) -> Recommender:
         """Serve with ``catalog`` (kept by reference: items added later are seen)."""
@@ -273,18 +285,23 @@ class Recommender:
     @property
     def similarity(self) -> BlendedSimilarity:
         if self._similarity is None:
-            self._similarity = BlendedSimilarity(self._cooc, ContentSimilarity(self._catalog), self.blend)
+            self._similarity = BlendedSimilarity(
+                self._cooc, ContentSimilarity(self._catalog), self.blend, self._embedding
+            )
         return self._similarity
 
-    def learn_one(self, x: Mapping[str, Any]) -> None:
+    def learn_one(self, x: Mapping[str, Any], *, embedding: bool = True) -> None:
         """Learn one interaction ``{"item", "kind", "ts", "progress"?, "segment"?, "channel"?,
-        "recent": [[item, weight], ...]}``."""
+        "recent": [[item, weight], ...]}`` (``embedding=False``: not by the factorisation, for
+        models sharing one that another trains)."""
         kind, item, ts = str(x["kind"]), str(x["item"]), float(x["ts"])
         weight = self._cooc._w.of(kind, float(x.get("progress") or 0.0))
         if weight <= 0:
             return
         recent = [(str(i), float(w)) for i, w in x.get("recent") or ()][-self._cooc.fan_out :]
         self._cooc.learn_pairs(item, weight, ts, pairs_for_event(recent, item, weight, ts))
+        if embedding:
+            self._embedding.learn_one(item, [i for i, _ in recent])
         self._trending.learn_one(x)
         self.n_learned += 1
 

@@ -14,9 +14,10 @@ What it promises:
   in a plain loop, keeping the recent items itself (user data: :meth:`forget_user` erases it).
 * :class:`ContentSimilarity` scores items from the catalog (series, next part, category, tags),
   so a new item with no interactions has neighbours from its first day.
-* :class:`BlendedSimilarity` serves ``w_cooc * cooc + w_content * content`` (content alone for
-  an item with no co-occurrence yet); the weights are fitted by ``nba evaluate`` on a held-out
-  period and shipped as configuration.
+* :class:`BlendedSimilarity` serves ``w_cooc * cooc + w_content * content + w_embedding *
+  embedding`` (the last from :class:`models.embedding.ItemEmbedding`, River's factorisation;
+  content alone for an item with no co-occurrence yet); the weights are fitted by
+  ``nba evaluate`` on a held-out period and shipped as configuration.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.catalog import CatalogEntry
 from models.decay import Inflation
+from models.embedding import ItemEmbedding
 
 DAY = 86_400.0
 
@@ -337,11 +339,13 @@ class Blend:
 
     cooc: float = 1.0
     content: float = 0.0
+    embedding: float = 0.0
 
 
 class BlendedSimilarity:
-    """``blend.cooc * cooc + blend.content * content``, over both models' neighbours; an item
-    with no co-occurrence yet gets its content neighbours even when the content weight is 0.
+    """``blend.cooc * cooc + blend.content * content + blend.embedding * embedding``, over the
+    models' neighbours; an item with no co-occurrence yet gets its content neighbours even when
+    the content weight is 0.
 
     Examples
     --------
@@ -352,21 +356,33 @@ class BlendedSimilarity:
     [('p2', 1.0)]
     """
 
-    def __init__(self, cooc: CoOccurrence, content: ContentSimilarity, blend: Blend | None = None) -> None:
+    def __init__(
+        self,
+        cooc: CoOccurrence,
+        content: ContentSimilarity,
+        blend: Blend | None = None,
+        embedding: ItemEmbedding | None = None,
+    ) -> None:
         self.cooc = cooc
         self.content = content
         self.blend = blend or Blend()
-        self._top: dict[tuple[str, Blend], tuple[tuple[int, int], int, list[tuple[str, float]]]] = {}
+        self.embedding = embedding
+        self._top: dict[tuple[str, Blend], tuple[tuple[int, int, int], int, list[tuple[str, float]]]] = {}
 
     def neighbours(self, item: str, k: int = 10, blend: Blend | None = None) -> list[tuple[str, float]]:
-        """The ``k`` best blended neighbours (cached until either model's list for ``item`` changes)."""
+        """The ``k`` best blended neighbours (cached until a model's list for ``item`` changes)."""
         b = blend or self.blend
         n = 4 * max(k, 10)
         cooc = self.cooc.neighbours(item, n) if b.cooc else []
-        if not cooc:  # no co-occurrence yet (a new item): its content alone
-            b = Blend(cooc=b.cooc, content=b.content or 1.0)
+        if b.cooc and not cooc:  # no co-occurrence yet (a new item): its content alone
+            b = replace(b, content=b.content or 1.0)
         content = self.content.neighbours(item, n) if b.content else []
-        stamp = (self.cooc.list_version(item), self.content.version)
+        learned = self.embedding.neighbours(item, n) if b.embedding and self.embedding else []
+        stamp = (
+            self.cooc.list_version(item),
+            self.content.version,
+            self.embedding.version if self.embedding else 0,
+        )
         cached = self._top.get((item, b))
         if cached is not None and cached[0] == stamp and cached[1] >= k:
             return cached[2][:k]
@@ -375,6 +391,8 @@ class BlendedSimilarity:
             scores[j] = b.cooc * s
         for j, s in content:
             scores[j] = scores.get(j, 0.0) + b.content * s
+        for j, s in learned:
+            scores[j] = scores.get(j, 0.0) + b.embedding * s
         top = heapq.nlargest(
             max(k, 10), ((j, round(s, 12)) for j, s in scores.items()), key=lambda t: (t[1], t[0])
         )

@@ -135,6 +135,9 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert report["similarity.hr10"] > 1.5 * report["similarity.hr10_popularity"]
     assert report["similarity.hr10_itemknn"] > report["similarity.hr10_popularity"]
     assert report["similarity.tuning"]["purchases"] > 100 and report["similarity.purchases_scored"] > 100
+    grid = report["similarity.tuning"]["grid"]  # the factorisation's weight is fitted with the others
+    assert {k.split("embedding=")[1].split(",")[0] for k in grid} == {"0.0", "0.02", "0.05"}
+    assert report["similarity.blend"]["embedding"] in (0.0, 0.02, 0.05)
     # segmentation and lifecycle, loose bars on a small world (the quality bars are measured on
     # 20,000-user worlds over five seeds: bench/eval_seeds.py)
     assert report["segmentation.samples"] > 1000 and len(report["segmentation.descriptions"]) == 5
