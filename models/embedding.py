@@ -7,7 +7,8 @@ What it promises:
   positive for the user's ``context`` most recent other items, and ``negatives`` items drawn
   uniformly from the items seen so far are negatives. River's factorisation learns explicit
   ratings; the sampled zeros are what turn it into an implicit-feedback model. (Negatives drawn
-  in proportion to recent popularity scored lower on the tuning days of the simulated worlds.)
+  in proportion to recent popularity did worse on one 2,000-user simulated world: the
+  factorisation alone reached a hit rate of 0.17 to 0.19 on its tuning days, against 0.21.)
 * Both sides of the factorisation are items (the first is the earlier item, the second the
   later one), so it holds **no per-user factors**: erasing a user needs nothing from it, and it
   learns from the same samples as :class:`models.similarity.CoOccurrence`.

@@ -381,7 +381,7 @@ class BlendedSimilarity:
         stamp = (
             self.cooc.list_version(item),
             self.content.version,
-            self.embedding.version if self.embedding else 0,
+            self.embedding.version if b.embedding and self.embedding else 0,
         )
         cached = self._top.get((item, b))
         if cached is not None and cached[0] == stamp and cached[1] >= k:
