@@ -181,7 +181,7 @@ class SimilaritySettings(BaseModel):
         "with no co-occurrence yet is served by its content whatever this is.",
     )
     embedding_weight: float = Field(
-        0.0,
+        0.05,
         ge=0,
         description="Weight of the learned item vectors (River's factorisation; evidence above "
         "chance, 0..1) in the blend (co-occurrence: 1).",

@@ -86,8 +86,8 @@ def run(items: int, events: int, seed: int) -> dict[str, Any]:
     live = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     del traced
-    snapshot = len(checkpoint.encode(model, {"model": "similarity"}))
-    model.attach({})
+    pristine = checkpoint.encode(model, {"model": "similarity"})  # what nba.models carries
+    snapshot = len(pristine)
     seen = len(model._cooc.counts)
     out: dict[str, Any] = {
         "items_seen": seen,
@@ -97,13 +97,13 @@ def run(items: int, events: int, seed: int) -> dict[str, Any]:
     }
     for name, blend in (("recommend", Blend()), ("recommend_with_factorisation", Blend(embedding=0.05))):
         rng = random.Random(seed + 1)
-        model._similarity = None  # cold caches for each blend
+        served = checkpoint.decode(pristine)[1].attach({})  # cold caches for each blend, as served
         latencies = []
         for n in range(2_000):
             x = samples[rng.randrange(len(samples))]
             history = [(i, w, x["ts"]) for i, w in x["recent"]][-rng.randrange(0, 21) :] if n % 10 else []
             t = time.perf_counter()
-            model.recommend(history, x["ts"] + 1, exclude={i for i, _, _ in history}, blend=blend)
+            served.recommend(history, x["ts"] + 1, exclude={i for i, _, _ in history}, blend=blend)
             latencies.append(time.perf_counter() - t)
         latencies.sort()
         out[f"{name}_ms_p50"] = round(1e3 * latencies[len(latencies) // 2], 3)
