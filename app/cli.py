@@ -164,6 +164,8 @@ def _mapping(
     default_type: str | None,
     time_unit: str,
     amount_col: str | None,
+    value_col: str | None,
+    purchase_min_value: float | None,
 ) -> object:
     from app.logs import Mapping
 
@@ -180,6 +182,8 @@ def _mapping(
             default_type=default_type,
             time_unit=time_unit,
             amount=amount_col,
+            value=value_col,
+            purchase_min_value=purchase_min_value,
         )
     return None
 
@@ -198,6 +202,8 @@ _MAPPING_OPTIONS = [
     click.option("--default-type", help="Type of every row when there is no type column."),
     click.option("--time-unit", default="iso", type=click.Choice(["iso", "s", "ms"]), show_default=True),
     click.option("--amount-col", help="Amount paid (purchases), in the base currency."),
+    click.option("--value-col", help="A value column such as a rating, read by --purchase-min-value."),
+    click.option("--purchase-min-value", type=float, help="Rows whose value is at least this are purchases."),
 ]
 
 

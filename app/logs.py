@@ -73,6 +73,11 @@ class Mapping:
     default_channel: str = "web"
     event_id: str | None = None
     amount: str | None = None
+    value: str | None = None
+    """An optional value column, such as a rating (or an amount), read by ``purchase_min_value``."""
+    purchase_min_value: float | None = None
+    """Rows whose ``value`` is at least this count as purchases, whatever their type (for a
+    ratings log: ``value: rating``, ``purchase_min_value: 4``, ``default_type: view``)."""
     currency: str | None = None
     default_currency: str = "CNY"
     time_unit: str = "iso"
@@ -163,6 +168,13 @@ def _mapped_record(row: dict[str, Any], m: Mapping, n: int) -> Record:
         raise RowError("missing_user")
     raw_type = row.get(m.type) if m.type else None
     etype = m.type_map.get(str(raw_type), None) if m.type else m.default_type
+    if m.purchase_min_value is not None and m.value is not None:
+        raw_value = row.get(m.value)
+        try:
+            if raw_value not in (None, "") and float(raw_value) >= m.purchase_min_value:
+                etype = "purchase"
+        except ValueError as exc:
+            raise RowError("bad_value") from exc
     if etype is None:
         raise RowError("unmapped_type")
     try:

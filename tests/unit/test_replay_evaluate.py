@@ -6,13 +6,14 @@ import asyncio
 import csv
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
 from app.evaluate import evaluate, render_html
-from app.logs import Mapping, read_ordered
+from app.logs import Mapping, ReadStats, read_ordered
 from app.replay import replay
 from app.sim.output import write_jsonl
 from app.sim.world import World, WorldConfig
@@ -156,17 +157,19 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
     csv_path = tmp_path / "log.csv"
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["user", "item", "time", "action", "amount"])
+        w.writerow(["user", "item", "time", "action", "amount", "rating"])
         for rec in read_ordered(world_file):
             v = rec.value
             if rec.topic.startswith("events.") and v.get("user_id"):
+                bought = v["type"] == "purchase"  # written as a 5-star rating: the value rule makes it one
                 w.writerow(
                     [
                         v["user_id"],
                         v.get("item_id", ""),
                         v["occurred_at"],
-                        v["type"],
+                        "rate" if bought else v["type"],
                         (v.get("purchase") or {}).get("amount", ""),
+                        5 if bought else "",
                     ]
                 )
     m = Mapping(
@@ -175,7 +178,9 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
         time="time",
         type="action",
         amount="amount",
-        type_map={"view": "view", "purchase": "purchase", "share": "share", "click": "click"},
+        type_map={"view": "view", "share": "share", "click": "click"},
+        value="rating",
+        purchase_min_value=4,
     )
     report = evaluate(csv_path, mapping=m, policy=POLICY)
     assert report["truth"] is None and report["churn.true_rule_auc"] is None
@@ -186,6 +191,19 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
     assert report["similarity.purchases_scored"] > 100
     assert report["similarity.hr10"] > report["similarity.hr10_popularity"] > 0
     assert report["similarity.hr10_itemknn"] is not None
+
+
+def test_a_ratings_log_counts_high_ratings_as_purchases(tmp_path: Path) -> None:
+    src = tmp_path / "ratings.csv"
+    src.write_text("u,i,t,stars\na,x,1767225600,5\na,y,1767225660,3\nb,x,1767225720,4.0\nb,z,1767225780,\n")
+    m = Mapping(user="u", item="i", time="t", default_type="view", time_unit="s", value="stars")
+    rows = [r.value["type"] for r in read_ordered(src, replace(m, purchase_min_value=4))]
+    assert rows == ["purchase", "view", "purchase", "view"]
+    assert [r.value["type"] for r in read_ordered(src, m)] == ["view"] * 4  # no rule, no purchases
+    src.write_text("u,i,t,stars\na,x,1767225600,five\n")
+    stats = ReadStats()
+    assert list(read_ordered(src, replace(m, purchase_min_value=4), stats=stats)) == []
+    assert dict(stats.rejected) == {"bad_value": 1}
 
 
 def test_parquet_input_reads_like_csv(tmp_path: Path) -> None:
