@@ -22,7 +22,7 @@ from app.faust_fixes import ack_only_processed, drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
-from app.rules import new_churn, new_recommender, new_segmenter, new_value, step_config
+from app.rules import new_churn, new_recommender, new_segmenter, new_value, serve_snapshot, step_config
 from app.settings import Settings
 from app.topics import TopicNames
 from schemas.validate import ValidationPolicy
@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     seg = settings.segments
     mirror = RedisMirror(redis_client, settings.redis.key_prefix, seg.n_segments)
     catalog = CatalogCache(names.catalog, client_kwargs(settings))
-    store = ModelStore(names.models, client_kwargs(settings))
+    store = ModelStore(names.models, client_kwargs(settings), prepare=serve_snapshot(settings))
     t = settings.time
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,

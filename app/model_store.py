@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,9 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class ModelStore:
-    def __init__(self, topic: str, client_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        client_kwargs: dict[str, Any],
+        prepare: Callable[[str, Any], Any] | None = None,
+    ) -> None:
         self.topic = topic
         self.client_kwargs = client_kwargs
+        self.prepare = prepare
+        """Applied to every decoded model (name, model) before it is served."""
         self.models: dict[str, Any] = {}
         self.headers: dict[str, dict[str, Any]] = {}
         self.loaded = asyncio.Event()
@@ -40,6 +48,8 @@ class ModelStore:
         except Exception as exc:  # a corrupt snapshot must not stop scoring with the previous one
             log.warning("skipping undecodable %s snapshot at offset %d: %r", name, offset, exc)
             return
+        if self.prepare is not None:
+            model = self.prepare(name, model)
         self.models[name], self.headers[name] = model, header
 
     async def run(self) -> None:

@@ -3,6 +3,9 @@ these, so an evaluation runs the rules the worker would run with the same enviro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from river import tree
 
 from app.settings import Settings
@@ -72,15 +75,32 @@ def new_recommender(settings: Settings) -> Recommender:
     s = settings.similarity
     return Recommender(
         CoOccurrence(fan_out=s.fan_out, half_life_days=s.half_life_days, shrinkage=s.shrinkage),
-        blend=Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight),
-        config=RecConfig(
-            k=s.top_k,
-            history=s.fan_out,
-            half_life_days=s.history_half_life_days,
-            popular=s.popular,
-            max_per_series=s.max_per_series,
-        ),
         embedding=ItemEmbedding(
             n_factors=s.embedding_factors, context=s.embedding_context, negatives=s.embedding_negatives
         ),
+    ).serve_with(*_served(settings))
+
+
+def _served(settings: Settings) -> tuple[Blend, RecConfig]:
+    s = settings.similarity
+    blend = Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight)
+    config = RecConfig(
+        k=s.top_k,
+        history=s.fan_out,
+        half_life_days=s.history_half_life_days,
+        popular=s.popular,
+        max_per_series=s.max_per_series,
     )
+    return blend, config
+
+
+def serve_snapshot(settings: Settings) -> Callable[[str, Any], Any]:
+    """What a process applies to every snapshot it loads: a similarity model is served with the
+    blend and recommendation settings of this process (they change no learned state, so a new
+    value takes effect at the next start, not only for a fresh model)."""
+    blend, config = _served(settings)
+
+    def prepare(name: str, model: Any) -> Any:
+        return model.serve_with(blend, config) if isinstance(model, Recommender) else model
+
+    return prepare

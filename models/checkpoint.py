@@ -15,7 +15,9 @@ service's principal).
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -33,6 +35,29 @@ def decode_header(blob: bytes) -> dict[str, Any]:
 def decode(blob: bytes) -> tuple[dict[str, Any], Any]:
     cut = blob.index(b"\n")
     return orjson.loads(blob[:cut]), pickle.loads(blob[cut + 1 :])
+
+
+def additive_setstate(self: Any, state: Sequence[Any]) -> None:
+    """``__setstate__`` for a frozen, slotted dataclass carried in snapshots, whose fields only
+    ever grow at the end, with defaults: a snapshot written before a field existed restores with
+    that field's default (the generated one would leave it unset). Assign it in the class body.
+
+    >>> @dataclasses.dataclass(frozen=True, slots=True)
+    ... class Weights:
+    ...     a: float = 1.0
+    ...     b: float = 0.0  # added after snapshots were written
+    ...     __setstate__ = additive_setstate
+    >>> old = Weights.__new__(Weights)
+    >>> old.__setstate__([2.0])  # the state a snapshot with only ``a`` carries
+    >>> old
+    Weights(a=2.0, b=0.0)
+    """
+    fields = dataclasses.fields(self)
+    for field, value in zip(fields, state, strict=False):
+        object.__setattr__(self, field.name, value)
+    for field in fields[len(state) :]:
+        factory = field.default_factory
+        object.__setattr__(self, field.name, field.default if factory is dataclasses.MISSING else factory())
 
 
 def copy(model: Any) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from models.catalog import CatalogEntry
+from models.checkpoint import additive_setstate
 from models.decay import Inflation
 from models.embedding import ItemEmbedding
 from models.similarity import (
@@ -48,6 +49,7 @@ class RecConfig:
     half_life_days: float = 60.0
     popular: float = 0.3
     max_per_series: int = 2
+    __setstate__ = additive_setstate  # snapshots carry it: fields are only ever added, with defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,12 @@ class Recommender:
         state.setdefault("embedding", None)  # snapshots from before the factorisation
         state.setdefault("_embedding", ItemEmbedding())
         self.__dict__.update(state)
+
+    def serve_with(self, blend: Blend | None, config: RecConfig | None) -> Recommender:
+        """Serve with this blend and recommendation config (what a worker's settings say now,
+        whatever the snapshot was trained with: neither changes what is learned)."""
+        self.blend, self.config, self._similarity = blend, config, None
+        return self
 
     def attach(self, catalog: Mapping[str, CatalogEntry]) -> Recommender:
         """Serve with ``catalog`` (kept by reference: items added later are seen)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from models.catalog import CatalogEntry
+from models.checkpoint import additive_setstate
 from models.decay import Inflation
 from models.embedding import ItemEmbedding
 
@@ -46,6 +47,7 @@ class InteractionWeights:
     share: float = 3.0
     purchase: float = 5.0
     completed_progress: float = 0.9
+    __setstate__ = additive_setstate  # snapshots carry it: fields are only ever added, with defaults
 
     def of(self, kind: str, progress: float = 0.0) -> float:
         """The weight of one interaction.
@@ -340,6 +342,7 @@ class Blend:
     cooc: float = 1.0
     content: float = 0.0
     embedding: float = 0.0
+    __setstate__ = additive_setstate  # snapshots from before a weight existed restore it as 0
 
 
 class BlendedSimilarity:

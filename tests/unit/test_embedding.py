@@ -82,7 +82,12 @@ def test_the_recommender_trains_its_factorisation_and_restores_old_snapshots() -
         r.learn_one({"item": f"n{u % 40}", "kind": "view", "ts": u * 60.0 + 1, "recent": [["b", 5.0]]})
     assert r.similarity.neighbours("a", 1, Blend(cooc=0.0, embedding=1.0))[0][0] == "b"
     state = r.__getstate__()
-    del state["_embedding"], state["embedding"]  # a snapshot written before the factorisation
+    del state["_embedding"], state["embedding"]  # a snapshot written before the factorisation,
+    blend = Blend.__new__(Blend)
+    blend.__setstate__([1.0, 0.2])  # whose blend had no factorisation weight
+    state["blend"] = blend
     old = Recommender.__new__(Recommender)
     old.__setstate__(state)
+    old = pickle.loads(pickle.dumps(old))  # and it goes on pickling (the learner copies it)
+    assert old.blend == Blend(cooc=1.0, content=0.2, embedding=0.0)
     assert old.similar("a", 1)[0][0] == "b"

@@ -178,3 +178,20 @@ def test_the_item_knn_reference_recommends_what_was_bought_together() -> None:
         targets.append(Target(t + 1, f"u{u}", "b", frozenset({"a"})))
     report = ItemKNNReference(top_k=1, tune_days=1).run(interactions, targets)
     assert report["hr10"] == 1.0
+
+
+def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> None:
+    from app.model_store import ModelStore
+    from app.rules import serve_snapshot
+    from app.settings import Settings
+    from models import checkpoint
+    from models.recommend import Recommender
+
+    trained = Recommender(blend=Blend(cooc=1.0, content=0.5), config=RecConfig(k=3))
+    blob = checkpoint.encode(trained, {"model": "similarity", "offset": 1})
+    settings = Settings(similarity={"content_weight": 0.2, "embedding_weight": 0.1, "top_k": 7})
+    store = ModelStore("nba.models", {}, prepare=serve_snapshot(settings))
+    store.apply(b"similarity", blob, 0)
+    served = store.models["similarity"]
+    assert served.blend == Blend(cooc=1.0, content=0.2, embedding=0.1) and served.config.k == 7
+    assert served.similarity.blend == served.blend
