@@ -1,8 +1,9 @@
 """Every worker's copy of the latest model snapshots (the compacted ``nba.models`` topic).
 
 Workers score with :attr:`ModelStore.models` (the newest snapshot of each model); the learner
-restores from it at start. Snapshots that fail to decode are logged and skipped, keeping the
-previous one.
+restores from it at start. Snapshots that fail to decode, or whose state format is not the
+one this version reads (:func:`models.checkpoint.compatible`), are logged and skipped, keeping
+the previous one (none, after an upgrade: the learner then retrains from the training topic).
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ class ModelStore:
             header, model = checkpoint.decode(value)
         except Exception as exc:  # a corrupt snapshot must not stop scoring with the previous one
             log.warning("skipping undecodable %s snapshot at offset %d: %r", name, offset, exc)
+            return
+        if not checkpoint.compatible(header, model):  # written by a version with another layout
+            log.warning(
+                "skipping %s snapshot at offset %d: state format %s, this version reads %d; "
+                "the learner retrains from the training topic and publishes a new one",
+                name,
+                offset,
+                header.get("format", 1),
+                checkpoint.snapshot_format(model),
+            )
             return
         if self.prepare is not None:
             model = self.prepare(name, model)

@@ -17,14 +17,36 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 
+def snapshot_format(model: Any) -> int:
+    """The layout version of a model class's pickled state (``SNAPSHOT_FORMAT``, default 1).
+
+    A class bumps it whenever its state changes in a way an older snapshot cannot fill in (a
+    field added to a config dataclass with a default needs no bump: :func:`additive_setstate`).
+    """
+    return int(getattr(type(model), "SNAPSHOT_FORMAT", 1))
+
+
 def encode(model: Any, header: dict[str, Any]) -> bytes:
+    """The snapshot of ``model``; the header gains its ``format`` (:func:`snapshot_format`)."""
+    header = {**header, "format": snapshot_format(model)}
     return orjson.dumps(header) + b"\n" + pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def compatible(header: Mapping[str, Any], model: Any) -> bool:
+    """Whether a decoded snapshot was written with the state layout this code reads.
+
+    >>> from models.segmentation import Segmenter
+    >>> header, model = decode(encode(Segmenter(), {"model": "segmentation"}))
+    >>> compatible(header, model), compatible({**header, "format": 0}, model)
+    (True, False)
+    """
+    return int(header.get("format", 1)) == snapshot_format(model)
 
 
 def decode_header(blob: bytes) -> dict[str, Any]:

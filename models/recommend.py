@@ -247,6 +247,9 @@ class Recommender:
     ['b']
     """
 
+    SNAPSHOT_FORMAT = 2
+    """1: before the event-time inflation helper and the factorisation (not readable here)."""
+
     def __init__(
         self,
         cooc: CoOccurrence | None = None,
@@ -271,11 +274,6 @@ class Recommender:
         state = dict(self.__dict__)
         state["_catalog"], state["_similarity"] = {}, None  # served state, rebuilt on attach
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("embedding", None)  # snapshots from before the factorisation
-        state.setdefault("_embedding", ItemEmbedding())
-        self.__dict__.update(state)
 
     def serve_with(self, blend: Blend | None, config: RecConfig | None) -> Recommender:
         """Serve with this blend and recommendation config (what a worker's settings say now,
