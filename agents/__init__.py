@@ -1,6 +1,7 @@
 """Thin Faust agents: read, convert, call ``models``, update tables, send.
 
-Two stages: ``ingest`` (partitioned by ingress key) validates, dead-letters and resolves identity;
+Two stages: ``ingest`` (partitioned by ingress key) validates, dead-letters and resolves identity,
+and ``consent`` validates consent changes and routes them to their user;
 ``users`` (partitioned by canonical user) applies events to profiles, fires due times and decides;
 ``learner`` (one instance) trains the shared models and publishes their snapshots.
 """
@@ -12,8 +13,9 @@ __all__ = ["Runtime", "register"]
 
 def register(app: object, rt: Runtime) -> None:
     """Attach every agent to ``app`` (called by :func:`app.factory.create_app`)."""
-    from agents import ingest, learner, users
+    from agents import consent, ingest, learner, users
 
     ingest.register(app, rt)
+    consent.register(app, rt)
     users.register(app, rt)
     learner.register(app, rt)

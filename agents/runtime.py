@@ -110,6 +110,7 @@ class Runtime:
     """Reads the training samples at offsets [start, end) straight from the topic."""
     # Faust objects (typed Any: faust ships no type information we can check against)
     ingress: Any = None
+    consent: Any = None
     user_stream: Any = None
     dlq: Any = None
     actions: Any = None

@@ -7,7 +7,8 @@ Faust co-partitions topics with equal partition counts). Messages:
 
 * ``event``: apply an event (``via`` set when forwarded from a merged anonymous profile);
 * ``link``: fold an anonymous profile into a user (sent to the anonymous profile);
-* ``merge``: receive a folded profile (sent to the user).
+* ``merge``: receive a folded profile (sent to the user);
+* ``consent``: a consent change for one channel (from :mod:`agents.consent`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from models.due import DueIndex
 from models.facts import EventFacts
 from models.identity import external_id, routing_id
 from models.lifecycle import Transition
-from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
+from models.profile import (
+    Applied,
+    Profile,
+    apply_consent,
+    merge_into,
+    needs_merge_first,
+    park,
+    take_parked,
+)
 from models.recommend import Recommender
 from models.segmentation import Segmenter
 from models.user_step import Scorers, StepResult, on_due, on_event, on_merged
@@ -295,6 +304,14 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
         await _emit(rt, profile, result, ts, now_ms)
 
 
+def _on_consent(rt: Runtime, canonical: str, channel: str, granted: bool, at: float) -> None:
+    profile = _load(rt, canonical, create=True)
+    assert profile is not None
+    if apply_consent(profile, channel, granted, at):
+        _store(rt, profile)
+        metrics.CONSENT_CHANGES.labels(channel, str(granted).lower()).inc()
+
+
 async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     """Process one user-stage message on ``partition`` (which owns ``msg["canonical"]``)."""
     kind = msg.get("kind")
@@ -305,6 +322,8 @@ async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
             await _on_link(rt, msg["canonical"], msg["target"])
         elif kind == "merge":
             await _on_merge(rt, partition, msg["canonical"], msg["profile"])
+        elif kind == "consent":
+            _on_consent(rt, msg["canonical"], msg["channel"], msg["granted"], msg["at"])
         else:
             raise ValueError(f"unknown user-stream message kind {kind!r}")
     except Exception:

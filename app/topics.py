@@ -151,7 +151,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             key="user_id:channel",
             schema="consent.v1",
             producer="account service",
-            consumer="decisioning (next)",
+            consumer="worker: consent (into the profile; decisions use it)",
         ),
         TopicSpec(
             names.erase,

@@ -107,6 +107,8 @@ class Profile:
     """Event time of the user's last training sample for the shared models."""
     due_at: float | None = None
     """Event time at which the due-time index should wake this user, if scheduled."""
+    consent: dict[str, list[Any]] = field(default_factory=dict)
+    """channel -> [granted, event time of the change] (``users.consent``); see :func:`apply_consent`."""
     contact: dict[str, float] = field(default_factory=dict)
     """action type -> event time of the last action sent (the contact state)."""
     seen: dict[str, float] = field(default_factory=dict)
@@ -180,6 +182,11 @@ class Profile:
             return -value, -self.by_channel.get(ch, 0), ch
 
         return sorted(set(self.engagement) | set(self.by_channel), key=key)
+
+    @property
+    def consented(self) -> dict[str, bool]:
+        """channel -> whether the user's newest consent change there granted contact."""
+        return {channel: bool(granted) for channel, (granted, _) in self.consent.items()}
 
     @property
     def excluded(self) -> set[str]:
@@ -264,6 +271,26 @@ def apply_event(
             oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
             del profile.item_views[oldest]
     return Applied.applied
+
+
+def apply_consent(profile: Profile, channel: str, granted: bool, at: float) -> bool:
+    """Record a consent change on ``channel`` at event time ``at``; ``True`` if it changed the
+    profile. The newest change wins, whatever the order of arrival; at equal times a revocation
+    wins, so a redelivered or reordered grant never overrides it.
+
+    >>> p = Profile("u:1")
+    >>> apply_consent(p, "sms", False, 20.0), apply_consent(p, "sms", True, 10.0)  # older grant
+    (True, False)
+    >>> apply_consent(p, "sms", True, 20.0), p.consented  # same time: the revocation stands
+    (False, {'sms': False})
+    """
+    current = profile.consent.get(channel)
+    if current is not None:
+        was_granted, was_at = bool(current[0]), float(current[1])
+        if at < was_at or (at == was_at and (granted or not was_granted)):
+            return False
+    profile.consent[channel] = [granted, at]
+    return True
 
 
 def _add_recent(items: list[str], item: str, keep: int) -> None:
@@ -395,6 +422,8 @@ def merge_into(target: Profile, source: Profile) -> bool:
     ):
         for item in theirs_l:
             _add_recent(mine_l, item, keep)
+    for channel, (granted, at) in source.consent.items():
+        apply_consent(target, channel, bool(granted), float(at))
     target.timezone = target.timezone or source.timezone
     for mine, theirs, hl in (
         (target.decayed, source.decayed, decay.HALF_LIVES_S),

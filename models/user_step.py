@@ -289,6 +289,7 @@ def on_event(
             now=facts.ts,
             rng=seeded_rng(profile.canonical, facts.dedupe_key),
             contact=ContactState(profile.contact),
+            consent=profile.consented,
             catalog=catalog or {},
             trigger=facts,
             policy=cfg.rule,

@@ -6,7 +6,7 @@ import random
 
 from models.catalog import CatalogEntry
 from models.churn import LabelRules
-from models.decision import ContactState, DecisionContext, RulePolicy, decide
+from models.decision import ContactState, Decision, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile
@@ -185,3 +185,26 @@ def test_a_dismissed_item_is_never_recommended_and_is_not_learned_as_taste() -> 
     d = decisions[-1]
     assert d is not None and d.item_ids[0] == "c1" and "c3" in d.item_ids
     assert "c2" not in d.item_ids
+
+
+def test_a_revoked_channel_is_never_chosen_the_next_most_engaged_one_is() -> None:
+    from models.profile import apply_consent
+
+    cfg, idx = StepConfig(), DueIndex({}, partition=0)
+    p = Profile("u:1")
+
+    def three_views(item: str, t: float) -> Decision | None:  # each batch a cooldown after the last
+        return [
+            on_event(p, view(int(t) + i, t + i, item=item), watermark=None, due=idx, cfg=cfg).decision
+            for i in range(3)
+        ][-1]
+
+    on_event(p, view(0, 1.0, item="c9", channel="web"), watermark=None, due=idx, cfg=cfg)
+    apply_consent(p, "app", False, 0.5)
+    d = three_views("c1", 2.0)
+    assert d is not None and d.channel == "web"  # app is the most engaged, but revoked
+    apply_consent(p, "web", False, 0.5)
+    assert three_views("c2", 2 * DAY) is None  # no consented channel left: nothing is sent
+    apply_consent(p, "app", True, 3 * DAY)  # granted again later
+    again = three_views("c3", 4 * DAY)
+    assert again is not None and again.channel == "app"

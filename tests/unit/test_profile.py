@@ -203,3 +203,30 @@ def test_forwarded_event_waits_for_its_merge_and_is_counted_once() -> None:
     assert not needs_merge_first(user, "a:d1")
     replay = [apply_event(user, f) for f in take_parked(user, "a:d1")]
     assert replay == [Applied.duplicate] and user.events == 1 and user.parked == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.booleans(), st.integers(0, 5).map(float)), min_size=1, max_size=8),
+    rnd=st.randoms(use_true_random=False),
+)
+def test_consent_is_the_newest_change_whatever_the_arrival_order(
+    changes: list[tuple[bool, float]], rnd: random.Random
+) -> None:
+    from models.profile import apply_consent
+
+    newest = max(at for _, at in changes)
+    expected = all(granted for granted, at in changes if at == newest)  # a revocation wins a tie
+    shuffled = list(changes)
+    rnd.shuffle(shuffled)
+    p, split = Profile("u:1"), Profile("u:1")
+    for granted, at in shuffled:
+        apply_consent(p, "sms", granted, at)
+    half = len(shuffled) // 2
+    anon = Profile("a:1")
+    for granted, at in shuffled[:half]:
+        apply_consent(anon, "sms", granted, at)
+    for granted, at in shuffled[half:]:
+        apply_consent(split, "sms", granted, at)
+    merge_into(split, anon)  # half the history arrives through a merge
+    assert p.consented == split.consented == {"sms": expected}
