@@ -156,7 +156,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     commits = web.CommitTracker()
     app.sensors.add(_CommitSensor(commits))
     readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
-    web.register(app, readiness, mirror, store, catalog.items)
+    web.register(app, readiness, mirror, store, catalog.items, history=rt.step.history)
 
     @app.task
     async def mirror_loop() -> None:

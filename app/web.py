@@ -26,7 +26,9 @@ from agents import metrics
 from app.model_store import ModelStore
 from app.redis_mirror import RedisMirror
 from models.catalog import CatalogEntry
-from models.recommend import Recommender, recent_interactions
+from models.profile import Profile
+from models.recommend import Recommender
+from models.user_step import recommendations_for
 
 
 class CommitTracker:
@@ -136,7 +138,10 @@ def register(
     mirror: RedisMirror,
     store: ModelStore,
     catalog: Mapping[str, CatalogEntry] | None = None,
+    history: int = 20,
 ) -> None:
+    """Attach the endpoints; ``history``: how many of a user's recent items seed their
+    recommendations (the worker's ``StepConfig.history``)."""
     catalog = catalog if catalog is not None else {}
 
     @app.page("/metrics")
@@ -167,28 +172,22 @@ def register(
 
     @app.page("/users/{user_id}/recommendations")
     async def recommendations(self: Any, request: Any, user_id: str) -> Any:
-        profile = await mirror.read_profile(user_id)
-        if profile is None:
+        view = await mirror.read_profile(user_id)
+        if view is None:
             return self.json({"error": "unknown user", "user_id": user_id}, status=404)
         model = _recommender(store, catalog)
         if model is None:
             return self.json(
                 {"user_id": user_id, "model": None, "recommendations": [], "note": "no snapshot yet"}
             )
-        history = recent_interactions(profile.get("item_views") or {}, profile.get("bought") or [])
-        recs = model.recommend(
-            history,
-            float(profile.get("last_seen") or 0.0),
-            exclude={*(profile.get("bought") or ()), *(profile.get("dismissed") or ())},
-            segment=profile.get("segment"),
-            channel=profile.get("preferred_channel"),
-            k=_k(request),
-        )
+        profile = Profile.from_public(view)
+        now = profile.last_seen or 0.0
+        recs = recommendations_for(profile, now, model, history, profile.preferred_channel, _k(request))
         return self.json(
             {
                 "user_id": user_id,
                 "model": store.headers["similarity"]["version"],
-                "as_of": profile.get("last_seen"),
+                "as_of": profile.last_seen,
                 "recommendations": [
                     {"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs
                 ],

@@ -155,6 +155,12 @@ class Profile:
     def loads(cls, raw: bytes) -> Profile:
         return cls.from_dict(orjson.loads(raw))
 
+    @classmethod
+    def from_public(cls, view: Mapping[str, Any]) -> Profile:
+        """A profile from its :meth:`public_view` (the private fields at their defaults), for
+        readers of the mirror that run profile code."""
+        return cls.from_dict({name: view[name] for name in _PUBLIC_FIELDS if name in view})
+
     def public_view(self) -> dict[str, Any]:
         """What readers outside the worker see (Redis mirror, ``GET /users/{id}``): no dedupe
         record, plus the preferred channel."""

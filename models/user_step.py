@@ -324,6 +324,27 @@ def interaction_sample(profile: Profile, facts: EventFacts, n: int = 20) -> dict
     }
 
 
+def recommendations_for(
+    profile: Profile,
+    now: float,
+    recommender: Recommender,
+    n: int,
+    channel: str | None,
+    k: int | None = None,
+) -> list[Recommendation]:
+    """A user's recommendations as of ``now``: seeded by their ``n`` most recent items, without
+    what they bought or dismissed. What the decision and ``GET /users/{id}/recommendations``
+    both serve."""
+    return recommender.recommend(
+        recent_interactions(profile.item_views, profile.bought, n),
+        now,
+        exclude=profile.excluded,
+        segment=profile.segment,
+        channel=channel,
+        k=k,
+    )
+
+
 def _recommendations(
     profile: Profile,
     facts: EventFacts,
@@ -333,13 +354,7 @@ def _recommendations(
     """The user's recommendations, computed only if the decision asks for them."""
     if recommender is None:
         return None
-    return lambda: recommender.recommend(
-        recent_interactions(profile.item_views, profile.bought, n),
-        facts.ts,
-        exclude=profile.excluded,
-        segment=profile.segment,
-        channel=facts.channel,
-    )
+    return lambda: recommendations_for(profile, facts.ts, recommender, n, facts.channel)
 
 
 def assign_segment(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -186,6 +187,8 @@ def test_roundtrip_serialisation() -> None:
     apply_event(p, EventFacts(event_id="e", type="purchase", channel="app", ts=T0, item_id="c", spend=9.9))
     assert Profile.loads(p.dumps()) == p
     assert "seen" not in p.public_view()
+    public = Profile.from_public(orjson.loads(p.public_json()))  # what a reader of the mirror rebuilds
+    assert public.public_view() == p.public_view() and public.seen == {}
 
 
 def test_forwarded_event_waits_for_its_merge_and_is_counted_once() -> None:
