@@ -1,7 +1,8 @@
 """Thin Faust agents: read, convert, call ``models``, update tables, send.
 
 Two stages: ``ingest`` (partitioned by ingress key) validates, dead-letters and resolves identity,
-and ``consent`` validates consent changes and routes them to their user;
+``consent`` and ``feedback`` validate consent changes and sender feedback and route them to
+their user;
 ``users`` (partitioned by canonical user) applies events to profiles, fires due times and decides;
 ``learner`` (one instance) trains the shared models and publishes their snapshots.
 """
@@ -13,9 +14,10 @@ __all__ = ["Runtime", "register"]
 
 def register(app: object, rt: Runtime) -> None:
     """Attach every agent to ``app`` (called by :func:`app.factory.create_app`)."""
-    from agents import consent, ingest, learner, users
+    from agents import consent, feedback, ingest, learner, users
 
     ingest.register(app, rt)
     consent.register(app, rt)
+    feedback.register(app, rt)
     users.register(app, rt)
     learner.register(app, rt)

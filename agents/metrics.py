@@ -30,9 +30,19 @@ CONSENT_CHANGES = Counter(
     "Consent changes applied to profiles (older or repeated ones are not counted).",
     ["channel", "granted"],
 )
+FEEDBACK = Counter(
+    "nba_feedback_total",
+    "Sender feedback read from marketing.feedback, by kind, and whether it changed a profile.",
+    ["kind", "changed"],
+)
 ACTIONS_PUBLISHED = Counter(
     "nba_actions_published_total",
     "Actions published to marketing.actions.",
+    ["action_type", "channel"],
+)
+ACTIONS_CANCELLED = Counter(
+    "nba_actions_cancelled_total",
+    "action_cancelled events published (consent revoked before an action's send time).",
     ["action_type", "channel"],
 )
 ACTIONS_SUPPRESSED = Counter("nba_actions_suppressed_total", "Decisions not sent (no-send mode).")

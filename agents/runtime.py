@@ -111,6 +111,7 @@ class Runtime:
     # Faust objects (typed Any: faust ships no type information we can check against)
     ingress: Any = None
     consent: Any = None
+    feedback: Any = None
     user_stream: Any = None
     dlq: Any = None
     actions: Any = None

@@ -9,6 +9,7 @@ Faust co-partitions topics with equal partition counts). Messages:
 * ``link``: fold an anonymous profile into a user (sent to the anonymous profile);
 * ``merge``: receive a folded profile (sent to the user);
 * ``consent``: a consent change for one channel (from :mod:`agents.consent`).
+* ``feedback``: a sender's feedback on an action (from :mod:`agents.feedback`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 from agents import metrics
 from agents.dlq import each_event
 from agents.runtime import Runtime
+from models import contact
 from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
 from models.decision import Decision
@@ -33,7 +35,6 @@ from models.lifecycle import Transition
 from models.profile import (
     Applied,
     Profile,
-    apply_consent,
     merge_into,
     needs_merge_first,
     park,
@@ -41,7 +42,7 @@ from models.profile import (
 )
 from models.recommend import Recommender
 from models.segmentation import Segmenter
-from models.user_step import Scorers, StepResult, on_due, on_event, on_merged
+from models.user_step import Scorers, StepResult, on_consent, on_due, on_event, on_feedback, on_merged
 from schemas.actions import NextBestAction
 from schemas.lifecycle import LifecycleChange
 
@@ -107,9 +108,28 @@ def to_action(canonical: str, d: Decision, profile: Profile | None = None) -> Ne
         model_versions=dict(d.model_versions),
         trigger_event_id=d.trigger_event_id,
         created_at=datetime.fromtimestamp(d.created_at, UTC),
+        send_at=datetime.fromtimestamp(d.send_at, UTC),
         expires_at=datetime.fromtimestamp(d.expires_at, UTC),
         segment=profile.segment if profile else None,
         stage=profile.stage if profile else None,
+    )
+
+
+def to_cancelled(canonical: str, send: tuple[Any, ...], at: float, why: str) -> NextBestAction:
+    """The ``action_cancelled`` event that withdraws a scheduled send (a contact-log entry)."""
+    kind, uid = external_id(canonical)
+    return NextBestAction(
+        event="action_cancelled",
+        action_id=send[contact.ACTION_ID],
+        user_id=uid,
+        user_kind="user" if kind == "user" else "anonymous",
+        action_type=send[contact.TYPE],
+        channel=send[contact.CHANNEL],
+        score=0.0,
+        reasons=[f"{why} before the send time"],
+        created_at=datetime.fromtimestamp(at, UTC),
+        send_at=datetime.fromtimestamp(send[contact.AT], UTC),
+        expires_at=datetime.fromtimestamp(send[contact.EXPIRES], UTC),
     )
 
 
@@ -304,12 +324,37 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
         await _emit(rt, profile, result, ts, now_ms)
 
 
-def _on_consent(rt: Runtime, canonical: str, channel: str, granted: bool, at: float) -> None:
+async def _on_consent(rt: Runtime, canonical: str, channel: str, granted: bool, at: float) -> None:
     profile = _load(rt, canonical, create=True)
     assert profile is not None
-    if apply_consent(profile, channel, granted, at):
+    update = on_consent(profile, channel, granted, at)
+    if update.changed:
         _store(rt, profile)
         metrics.CONSENT_CHANGES.labels(channel, str(granted).lower()).inc()
+        await _cancel(rt, profile, update.cancelled, at, f"consent revoked on {channel}")
+
+
+async def _on_feedback(rt: Runtime, msg: dict[str, Any]) -> None:
+    profile = _load(rt, msg["canonical"], create=False)
+    if profile is not None and profile.merged_into:  # an anonymous user's action, answered after login
+        await hop(rt, {**msg, "canonical": profile.merged_into})
+        return
+    kind, channel = msg["feedback"], msg["channel"]
+    update = on_feedback(profile, kind, msg["action_id"], channel, msg["at"]) if profile else None
+    metrics.FEEDBACK.labels(kind, str(bool(update and update.changed)).lower()).inc()
+    if profile is not None and update is not None and update.changed:
+        _store(rt, profile)
+        await _cancel(rt, profile, update.cancelled, msg["at"], f"unsubscribed from {channel}")
+
+
+async def _cancel(
+    rt: Runtime, profile: Profile, sends: tuple[tuple[Any, ...], ...], at: float, why: str
+) -> None:
+    """Publish ``action_cancelled`` for sends withdrawn before their send time."""
+    for send in sends:
+        cancel = to_cancelled(profile.canonical, send, at, why)
+        await rt.actions.send(key=cancel.user_id.encode(), value=cancel.model_dump_json().encode())
+        metrics.ACTIONS_CANCELLED.labels(cancel.action_type, cancel.channel).inc()
 
 
 async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
@@ -323,7 +368,9 @@ async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
         elif kind == "merge":
             await _on_merge(rt, partition, msg["canonical"], msg["profile"])
         elif kind == "consent":
-            _on_consent(rt, msg["canonical"], msg["channel"], msg["granted"], msg["at"])
+            await _on_consent(rt, msg["canonical"], msg["channel"], msg["granted"], msg["at"])
+        elif kind == "feedback":
+            await _on_feedback(rt, msg)
         else:
             raise ValueError(f"unknown user-stream message kind {kind!r}")
     except Exception:

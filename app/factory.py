@@ -136,6 +136,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     # Topics and tables, all in one place.
     rt.ingress = app.topic(*names.all_ingress, **raw)
     rt.consent = app.topic(names.consent, **raw)
+    rt.feedback = app.topic(names.feedback, **raw)
     rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
     rt.dlq = app.topic(names.dlq, **raw)
     rt.actions = app.topic(names.actions, **raw)

@@ -10,6 +10,7 @@ from river import tree
 
 from app.settings import Settings
 from models.churn import ChurnModel, LabelRules, ValueModel
+from models.contact import ContactRules
 from models.decision import RulePolicy
 from models.embedding import ItemEmbedding
 from models.lifecycle import LifecyclePolicy
@@ -26,12 +27,32 @@ def step_config(settings: Settings) -> StepConfig:
         dedupe_window_s=t.dedupe_window_s,
         backfill_max_age_s=t.backfill_max_age_s,
         send_enabled=not settings.worker.no_send,
-        rule=RulePolicy(r.views_threshold, r.cooldown_s, r.expiry_s),
+        rule=RulePolicy(r.views_threshold, r.expiry_s),
+        contact=contact_rules(settings),
         lifecycle=LifecyclePolicy(**settings.lifecycle.model_dump()),
         train_interval_s=seg.train_interval_s,
         train_min_events=seg.train_min_events,
         labels=label_rules(settings),
         history=settings.similarity.fan_out,
+    )
+
+
+def contact_rules(settings: Settings) -> ContactRules:
+    """The contact policy."""
+    c, day = settings.contact, 86_400.0
+    return ContactRules(
+        max_per_day=c.max_per_day,
+        max_per_week=c.max_per_week,
+        channel_max_per_day=c.channel_max_per_day,
+        channel_max_per_week=c.channel_max_per_week,
+        cooldown_s={kind: days * day for kind, days in c.cooldown_days.items()},
+        default_cooldown_s=c.default_cooldown_days * day,
+        quiet_start_hour=c.quiet_start_hour,
+        quiet_end_hour=c.quiet_end_hour,
+        default_timezone=c.default_timezone,
+        max_ignored=c.max_ignored,
+        suppression_s=c.suppression_days * day,
+        paused=c.paused,
     )
 
 

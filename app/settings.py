@@ -207,13 +207,38 @@ class RuleSettings(BaseModel):
     views_threshold: int = Field(
         3, ge=1, description="Views of one item, without buying it, that trigger recommend_item."
     )
-    cooldown_s: float = Field(DAY, ge=0, description="Event time between two recommend_item to one user.")
-    expiry_s: float = Field(2 * DAY, gt=0, description="Event time after which an action must not be sent.")
+    expiry_s: float = Field(2 * DAY, gt=0, description="An action expires this long after its send time.")
+
+
+class ContactSettings(BaseModel):
+    """Contact policy (see models/contact.py): caps over any day or week of event time, cooldowns,
+    quiet hours in the user's local time, suppression of users who ignore messages, kill switch."""
+
+    max_per_day: int = Field(2, ge=0, description="Messages to one user in any 24 hours, all channels.")
+    max_per_week: int = Field(5, ge=0, description="Messages to one user in any 7 days, all channels.")
+    channel_max_per_day: int = Field(
+        1, ge=0, description="Messages to one user in any 24 hours, per channel."
+    )
+    channel_max_per_week: int = Field(3, ge=0, description="Messages to one user in any 7 days, per channel.")
+    default_cooldown_days: float = Field(
+        1.0, ge=0, description="Days between two actions of the same type to one user."
+    )
+    cooldown_days: dict[str, float] = Field(
+        default_factory=dict, description='Per action type, e.g. {"winback_offer": 14} (JSON).'
+    )
+    quiet_start_hour: int = Field(21, ge=0, le=23, description="Quiet hours start (user's local hour).")
+    quiet_end_hour: int = Field(8, ge=0, le=23, description="Quiet hours end (local hour; = start: none).")
+    default_timezone: str = Field("Asia/Shanghai", description="For users whose events name no timezone.")
+    max_ignored: int = Field(
+        3, ge=1, description="Messages in a row expiring without an open or click before suppression."
+    )
+    suppression_days: float = Field(30.0, ge=0, description="How long a suppressed user is left alone.")
+    paused: bool = Field(False, description="Kill switch: no new action is published (needs a restart).")
 
 
 class Settings(BaseSettings):
     """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments, churn,
-    similarity, rule."""
+    similarity, rule, contact."""
 
     model_config = SettingsConfigDict(
         env_prefix="NBA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -223,6 +248,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()
     ingress: IngressSettings = IngressSettings()
+    contact: ContactSettings = ContactSettings()
     time: TimeSettings = TimeSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     segments: SegmentSettings = SegmentSettings()

@@ -169,7 +169,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             key="user_id",
             schema="feedback.v1",
             producer="marketing senders",
-            consumer="decisioning (next)",
+            consumer="worker: feedback (answers and unsubscribes into the profile's contact state)",
         ),
         TopicSpec(
             names.lifecycle,

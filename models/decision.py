@@ -6,8 +6,10 @@ same function.
 
 Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
 without buying it gets ``recommend_item`` for that item, with up to ``also_recommend`` of their
-recommendations (:mod:`models.recommend`), on their most engaged consented channel, at most once
-per ``cooldown_s`` of event time.
+recommendations (:mod:`models.recommend`), on their most engaged channel that they consent to and
+that the contact policy (:mod:`models.contact`: kill switch, suppression, cooldowns, caps) allows
+at the send time, which is the decision time moved out of the user's quiet hours. Every channel
+passed over is named in ``Decision.filtered`` with the rules that removed it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from models.catalog import CatalogEntry
+from models.contact import ContactRules, ContactState, blocked, send_time, zone
 from models.facts import EventFacts
 from models.profile import Profile
 from models.recommend import Recommendation
@@ -27,20 +31,10 @@ RULE_VERSION = "rule-1"
 
 
 @dataclass(frozen=True, slots=True)
-class ContactState:
-    """When each action type was last sent to the user (event time)."""
-
-    last_sent: Mapping[str, float] = field(default_factory=dict)
-
-    def sent(self, action_type: str, at: float) -> ContactState:
-        return replace(self, last_sent={**self.last_sent, action_type: at})
-
-
-@dataclass(frozen=True, slots=True)
 class RulePolicy:
     views_threshold: int = 3
-    cooldown_s: float = 86_400.0
     expiry_s: float = 2 * 86_400.0
+    """An action expires this long after its send time."""
     also_recommend: int = 2
     """How many of the user's recommendations join the viewed item in the action."""
 
@@ -51,7 +45,8 @@ class DecisionContext:
     now: float
     """Event time of the decision (the trigger's ``occurred_at``, or a due time)."""
     rng: random.Random
-    contact: ContactState = ContactState()
+    contact: ContactState = field(default_factory=ContactState)
+    rules: ContactRules = field(default_factory=ContactRules)
     predictions: Mapping[str, float] = field(default_factory=dict)
     consent: Mapping[str, bool] = field(default_factory=dict)
     """channel -> consent; a channel absent from the map is allowed (explicit revocation only)."""
@@ -73,9 +68,14 @@ class Decision:
     score: float
     reasons: tuple[str, ...]
     created_at: float
+    send_at: float
+    """Earliest send time: ``created_at`` moved out of the user's quiet hours."""
     expires_at: float
     trigger_event_id: str | None
     model_versions: Mapping[str, str]
+    filtered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """channel -> the rules that removed it (``consent`` or a contact rule), for channels the
+    user uses that rank above the chosen one."""
 
 
 def action_id(canonical: str, action_type: str, trigger: str) -> str:
@@ -87,12 +87,19 @@ def action_id(canonical: str, action_type: str, trigger: str) -> str:
     return uuid.uuid5(ACTION_NAMESPACE, f"{canonical}|{action_type}|{trigger}").hex
 
 
-def _channel(profile: Profile, consent: Mapping[str, bool]) -> str | None:
-    """The user's most engaged channel that they consent to (see ``Profile.preferred_channel``)."""
+def _channel(
+    profile: Profile, ctx: DecisionContext, state: ContactState, action_type: str, at: float
+) -> tuple[str | None, dict[str, tuple[str, ...]]]:
+    """The user's most engaged channel (``Profile.channels_by_engagement``) that they consent to
+    and the contact policy allows at ``at``, and the rules that removed the ones before it."""
+    filtered: dict[str, tuple[str, ...]] = {}
     for channel in profile.channels_by_engagement():
-        if consent.get(channel, True):
-            return channel
-    return None
+        why: tuple[str, ...] = () if ctx.consent.get(channel, True) else ("consent",)
+        why += blocked(ctx.rules, state, action_type, channel, at=at)
+        if not why:
+            return channel, filtered
+        filtered[channel] = why
+    return None, filtered
 
 
 def _name(catalog: Mapping[str, CatalogEntry], item: str) -> str:
@@ -116,36 +123,43 @@ def model_reasons(profile: Profile) -> tuple[str, ...]:
 
 
 def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
-    """Decide what to send now, if anything.
+    """Decide what to send, if anything; the contact state comes back settled at ``ctx.now``
+    (expired unanswered sends counted as ignored) and, with a decision, with its send recorded.
 
     Examples
     --------
-    >>> p = Profile("u:1", by_channel={"wechat": 3}, item_views={"c1": [3, 9.0]})
-    >>> t = EventFacts(event_id="e3", type="view", channel="wechat", ts=9.0, item_id="c1")
-    >>> d, contact = decide(DecisionContext(profile=p, now=9.0, rng=random.Random(0), trigger=t))
-    >>> d.action_type, d.channel, d.item_ids, contact.last_sent
-    ('recommend_item', 'wechat', ('c1',), {'recommend_item': 9.0})
-    >>> decide(DecisionContext(profile=p, now=10.0, rng=random.Random(0), trigger=t, contact=contact))[0]
+    >>> p = Profile("u:1", by_channel={"wechat": 3}, item_views={"c1": [3, 9.0]}, timezone="UTC")
+    >>> t = EventFacts(event_id="e3", type="view", channel="wechat", ts=12 * 3600.0, item_id="c1")
+    >>> d, contact = decide(DecisionContext(profile=p, now=t.ts, rng=random.Random(0), trigger=t))
+    >>> d.action_type, d.channel, d.item_ids, contact.last_sent("recommend_item") / 3600
+    ('recommend_item', 'wechat', ('c1',), 12.0)
+    >>> t2 = EventFacts(event_id="e4", type="view", channel="wechat", ts=13 * 3600.0, item_id="c1")
+    >>> decide(DecisionContext(profile=p, now=t2.ts, rng=random.Random(0), trigger=t2, contact=contact))[0]
     """
     trigger, profile, policy = ctx.trigger, ctx.profile, ctx.policy
+    state = ctx.contact.settle(ctx.now, ctx.rules)
     if trigger is None or trigger.type != "view" or trigger.item_id is None:
-        return None, ctx.contact
+        return None, state
     item = trigger.item_id
     views = int(profile.item_views.get(item, [0, 0.0])[0])
     if views < policy.views_threshold or item in profile.bought:
-        return None, ctx.contact
-    last = ctx.contact.last_sent.get("recommend_item")
-    if last is not None and ctx.now - last < policy.cooldown_s:
-        return None, ctx.contact
-    channel = _channel(profile, ctx.consent)
+        return None, state
+    at = send_time(ctx.rules, ctx.now, profile.timezone)
+    channel, filtered = _channel(profile, ctx, state, "recommend_item", at)
     if channel is None:
-        return None, ctx.contact
+        return None, state
     name = _name(ctx.catalog, item)
     also = [r for r in (ctx.recommendations() if ctx.recommendations else ()) if r.item_id != item]
     also = also[: policy.also_recommend]
+    where = f"most engaged on {channel} ({profile.by_channel.get(channel, 0)} of {profile.events} events)"
+    if filtered:
+        where = f"on {channel}, the most engaged channel left after " + "; ".join(
+            f"{ch}: {', '.join(why)}" for ch, why in filtered.items()
+        )
     reasons = (
         f"viewed {name} {views} times without buying it",
-        f"most engaged on {channel} ({profile.by_channel.get(channel, 0)} of {profile.events} events)",
+        where,
+        *((f"held until {_local(at, profile.timezone, ctx.rules)} (quiet hours)",) if at > ctx.now else ()),
         *model_reasons(profile),
         *(f"also recommended: {_name(ctx.catalog, r.item_id)} ({r.reason})" for r in also),
     )
@@ -157,8 +171,17 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
         score=float(views),
         reasons=reasons,
         created_at=ctx.now,
-        expires_at=ctx.now + policy.expiry_s,
+        send_at=at,
+        expires_at=at + policy.expiry_s,
         trigger_event_id=trigger.event_id,
         model_versions={"policy": RULE_VERSION, **ctx.model_versions},
+        filtered=filtered,
     )
-    return decision, ctx.contact.sent("recommend_item", ctx.now)
+    sent = state.sent(
+        "recommend_item", channel, at=at, action_id=decision.action_id, expires_at=decision.expires_at
+    )
+    return decision, sent
+
+
+def _local(at: float, timezone: str | None, rules: ContactRules) -> str:
+    return datetime.fromtimestamp(at, zone(timezone, rules.default_timezone)).strftime("%H:%M local time")

@@ -109,8 +109,12 @@ class Profile:
     """Event time at which the due-time index should wake this user, if scheduled."""
     consent: dict[str, list[Any]] = field(default_factory=dict)
     """channel -> [granted, event time of the change] (``users.consent``); see :func:`apply_consent`."""
-    contact: dict[str, float] = field(default_factory=dict)
-    """action type -> event time of the last action sent (the contact state)."""
+    contact: list[list[Any]] = field(default_factory=list)
+    """The sends that contact rules still need, oldest first (see :mod:`models.contact`)."""
+    ignored: int = 0
+    """Messages in a row that expired without an open or a click."""
+    suppressed_until: float | None = None
+    """No message before this event time (the user ignored too many in a row)."""
     seen: dict[str, float] = field(default_factory=dict)
     """dedupe key -> event ts, for events within the dedupe window."""
     dedupe_floor: float = float("-inf")
@@ -147,6 +151,10 @@ class Profile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
         d = dict(d)
+        if isinstance(d.get("contact"), dict):  # before the contact log: action type -> last send
+            d["contact"] = [
+                [at, "", kind, f"legacy:{kind}", at, 1] for kind, at in sorted(d["contact"].items())
+            ]
         if d.get("dedupe_floor") is None:
             d["dedupe_floor"] = float("-inf")
         return cls(**d)
@@ -431,6 +439,13 @@ def merge_into(target: Profile, source: Profile) -> bool:
     for channel, (granted, at) in source.consent.items():
         apply_consent(target, channel, bool(granted), float(at))
     target.timezone = target.timezone or source.timezone
+    known = {s[3] for s in target.contact}
+    target.contact = sorted(
+        [*target.contact, *(s for s in source.contact if s[3] not in known)], key=lambda s: (s[0], s[3])
+    )
+    target.ignored = max(target.ignored, source.ignored)
+    if source.suppressed_until is not None:
+        target.suppressed_until = max(target.suppressed_until or 0.0, source.suppressed_until)
     for mine, theirs, hl in (
         (target.decayed, source.decayed, decay.HALF_LIVES_S),
         (target.engagement, source.engagement, ENGAGEMENT_HALF_LIFE),

@@ -19,8 +19,8 @@ from models import lifecycle
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, LabelRules, ValueModel, churn_features
 from models.clock import is_backfill
+from models.contact import ContactRules, ContactState
 from models.decision import (
-    ContactState,
     Decision,
     DecisionContext,
     RulePolicy,
@@ -30,7 +30,7 @@ from models.due import DueIndex
 from models.facts import EventFacts
 from models.features import FEATURES, profile_features
 from models.lifecycle import LifecyclePolicy, Transition
-from models.profile import Applied, Profile, apply_event
+from models.profile import Applied, Profile, apply_consent, apply_event
 from models.recommend import Recommendation, Recommender, recent_interactions
 from models.segmentation import Segmenter
 
@@ -49,6 +49,7 @@ class StepConfig:
     send_enabled: bool = True
     """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
     rule: RulePolicy = field(default_factory=RulePolicy)
+    contact: ContactRules = field(default_factory=ContactRules)
     labels: LabelRules = field(default_factory=LabelRules)
     history: int = 20
     """How many of a user's recent items pair with a new interaction and seed recommendations."""
@@ -288,7 +289,8 @@ def on_event(
             profile=profile,
             now=facts.ts,
             rng=seeded_rng(profile.canonical, facts.dedupe_key),
-            contact=ContactState(profile.contact),
+            contact=_state(profile),
+            rules=cfg.contact,
             consent=profile.consented,
             catalog=catalog or {},
             trigger=facts,
@@ -302,9 +304,73 @@ def on_event(
             recommendations=_recommendations(profile, facts, cfg.history, models.recommender),
         )
     )
-    if decision is not None and cfg.send_enabled:
-        profile.contact = dict(contact.last_sent)
+    if cfg.send_enabled:
+        _put(profile, contact)
     return replace(result, decision=decision)
+
+
+ANSWERS = frozenset(("opened", "clicked"))
+"""Feedback kinds that show the user did not ignore a message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactUpdate:
+    """What a consent change or a sender's feedback did to a profile."""
+
+    changed: bool
+    cancelled: tuple[tuple[Any, ...], ...] = ()
+    """Sends withdrawn because consent was revoked before their send time (see
+    :meth:`models.contact.ContactState.cancel`): each needs an ``action_cancelled``."""
+
+
+def _state(profile: Profile) -> ContactState:
+    return ContactState.from_profile(profile.contact, profile.ignored, profile.suppressed_until)
+
+
+def _put(profile: Profile, state: ContactState) -> None:
+    profile.contact, profile.ignored, profile.suppressed_until = state.to_profile()
+
+
+def on_consent(profile: Profile, channel: str, granted: bool, at: float) -> ContactUpdate:
+    """Apply a consent change (:func:`models.profile.apply_consent`); a revocation that stands
+    withdraws the sends on that channel scheduled at or after it.
+
+    >>> p = Profile("u:1", contact=[[5.0, "sms", "recommend_item", "a1", 9.0, 0]])
+    >>> on_consent(p, "sms", False, 4.0).cancelled[0][3], p.contact
+    ('a1', [])
+    """
+    changed = apply_consent(profile, channel, granted, at)
+    if not changed or profile.consented.get(channel, True):
+        return ContactUpdate(changed)
+    state, cancelled = _state(profile).cancel(channel, at)
+    _put(profile, state)
+    return ContactUpdate(True, cancelled)
+
+
+def on_feedback(profile: Profile, kind: str, action_id: str, channel: str, at: float) -> ContactUpdate:
+    """Apply a sender's feedback on ``action_id`` to the contact state.
+
+    An open or a click answers the message (the user is not ignoring us: the count of ignored
+    messages restarts); an unsubscribe revokes consent on that channel at ``at`` (as
+    :func:`on_consent`); delivered and bounced change nothing (a bounced message stays
+    unanswered and counts as ignored once it expires).
+
+    >>> p = Profile("u:1", contact=[[0.0, "sms", "recommend_item", "a1", 10.0, 0]], ignored=2)
+    >>> on_feedback(p, "opened", "a1", "sms", 5.0).changed, p.ignored, p.contact[0][-1]
+    (True, 0, 1)
+    >>> on_feedback(p, "unsubscribed", "a1", "sms", 6.0).changed, p.consented
+    (True, {'sms': False})
+    """
+    if kind == "unsubscribed":
+        return on_consent(profile, channel, False, at)
+    if kind not in ANSWERS:
+        return ContactUpdate(False)
+    state = _state(profile)
+    answered = state.answered(action_id)
+    if answered is state:
+        return ContactUpdate(False)
+    _put(profile, answered)
+    return ContactUpdate(True)
 
 
 def interaction_sample(profile: Profile, facts: EventFacts, n: int = 20) -> dict[str, Any] | None:

@@ -26,6 +26,9 @@ class Feedback(BaseModel):
     schema_version: Literal[1] = 1
     action_id: str = Field(min_length=1, max_length=64)
     user_id: Identifier
+    user_kind: Literal["user", "anonymous"] = Field(
+        default="user", description="As in the action: 'anonymous' if user_id is an anonymous_id (v1.1)."
+    )
     channel: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     kind: FeedbackKind
     at: AwareDatetime = Field(description="Event time of the outcome.")

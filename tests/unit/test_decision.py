@@ -6,7 +6,8 @@ import random
 
 from models.catalog import CatalogEntry
 from models.churn import LabelRules
-from models.decision import ContactState, Decision, DecisionContext, RulePolicy, decide
+from models.contact import ContactState
+from models.decision import Decision, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile
@@ -30,7 +31,7 @@ def test_rule_fires_on_third_view_on_the_most_used_channel_with_readable_reasons
     assert d is not None
     assert (d.action_type, d.channel, d.item_ids) == ("recommend_item", "wechat", ("c1",))
     assert "viewed 'Python 101' 3 times without buying it" in d.reasons
-    assert contact.last_sent == {"recommend_item": 10.0}
+    assert contact.last_sent("recommend_item") == 10.0 == d.send_at
     assert d.expires_at == 10.0 + RulePolicy().expiry_s
 
 
@@ -41,9 +42,9 @@ def test_no_action_below_threshold_after_purchase_in_cooldown_or_without_consent
     p.bought.append("c1")
     assert decide(ctx(p, view(3, 2.0)))[0] is None
     p.bought.clear()
-    recent = ContactState({"recommend_item": 2.0 - DAY / 2})
-    assert decide(ctx(p, view(3, 2.0), contact=recent))[0] is None
-    assert decide(ctx(p, view(3, 2.0 + DAY), contact=ContactState({"recommend_item": 2.0})))[0] is not None
+    recent = ContactState().sent("recommend_item", "web", at=2.0 - DAY / 2, action_id="a", expires_at=2.0)
+    assert decide(ctx(p, view(3, 2.0), contact=recent))[0] is None  # cooldown
+    assert decide(ctx(p, view(3, 2.0 + DAY), contact=recent))[0] is not None
     assert decide(ctx(p, view(3, 2.0), consent={"app": False}))[0] is None
 
 
@@ -67,7 +68,7 @@ def test_no_send_mode_decides_without_recording_contact() -> None:
     cfg = StepConfig(send_enabled=False)
     decisions = [on_event(p, view(i, float(i)), watermark=None, due=idx, cfg=cfg).decision for i in range(4)]
     assert decisions[2] is not None and decisions[3] is not None  # no cooldown recorded
-    assert p.contact == {}
+    assert p.contact == []
 
 
 def test_silent_user_goes_at_risk_then_dormant_through_the_due_index_and_wakes_on_activity() -> None:
