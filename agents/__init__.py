@@ -14,10 +14,11 @@ __all__ = ["Runtime", "register"]
 
 def register(app: object, rt: Runtime) -> None:
     """Attach every agent to ``app`` (called by :func:`app.factory.create_app`)."""
-    from agents import consent, feedback, ingest, learner, users
+    from agents import consent, erase, feedback, ingest, learner, users
 
     ingest.register(app, rt)
     consent.register(app, rt)
     feedback.register(app, rt)
+    erase.register(app, rt)
     users.register(app, rt)
     learner.register(app, rt)

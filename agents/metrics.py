@@ -40,6 +40,19 @@ ACTIONS_PUBLISHED = Counter(
     "Actions published to marketing.actions.",
     ["action_type", "channel"],
 )
+ERASED = Counter(
+    "nba_erased_total",
+    "Erase requests carried out per canonical id (deleted, or absent: nothing was stored).",
+    ["result"],
+)
+ERASED_EVENTS_DROPPED = Counter(
+    "nba_erased_events_dropped_total", "Late events of erased ids, dropped by the suppression list."
+)
+DECISIONS = Counter(
+    "nba_decisions_total",
+    "Decisions logged to marketing.decisions, by outcome (sent, no_action, control, holdout).",
+    ["outcome"],
+)
 ACTIONS_CANCELLED = Counter(
     "nba_actions_cancelled_total",
     "action_cancelled events published (consent revoked before an action's send time).",

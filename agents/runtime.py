@@ -30,6 +30,8 @@ class Mirror(Protocol):
 
     def put(self, key: str, value: Mirrored) -> None: ...
 
+    def delete(self, key: str) -> None: ...
+
     async def put_neighbours(self, lists: dict[str, list[tuple[str, float]]]) -> None: ...
 
 
@@ -112,6 +114,8 @@ class Runtime:
     ingress: Any = None
     consent: Any = None
     feedback: Any = None
+    erase: Any = None
+    decisions: Any = None
     user_stream: Any = None
     dlq: Any = None
     actions: Any = None
@@ -126,6 +130,10 @@ class Runtime:
     """partition -> PartitionClock dict."""
     due: JsonTable | None = None
     """due bucket -> members (see models.due)."""
+    erased: Any = None
+    """erased_key(canonical) -> erase time (bytes): the hashed suppression list."""
+    erase_salt: bytes = b""
+    """Key of the suppression list's hash (``NBA_ERASE__SALT``)."""
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     """In-memory clocks of the partitions this worker owns (cleared on rebalance)."""

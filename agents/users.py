@@ -9,7 +9,8 @@ Faust co-partitions topics with equal partition counts). Messages:
 * ``link``: fold an anonymous profile into a user (sent to the anonymous profile);
 * ``merge``: receive a folded profile (sent to the user);
 * ``consent``: a consent change for one channel (from :mod:`agents.consent`).
-* ``feedback``: a sender's feedback on an action (from :mod:`agents.feedback`).
+* ``feedback``: a sender's feedback on an action (from :mod:`agents.feedback`);
+* ``erase``: delete a user (from :mod:`agents.erase`) or an anonymous id merged into one.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from agents.runtime import Runtime
 from models import contact
 from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
-from models.decision import Decision
+from models.contact import ContactState
+from models.decision import Decision, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.identity import external_id, routing_id
+from models.identity import ANON, USER, erased_key, external_id, routing_id
 from models.lifecycle import Transition
 from models.profile import (
     Applied,
@@ -44,6 +46,8 @@ from models.recommend import Recommender
 from models.segmentation import Segmenter
 from models.user_step import Scorers, StepResult, on_consent, on_due, on_event, on_feedback, on_merged
 from schemas.actions import NextBestAction
+from schemas.decisions import Candidate as DecisionCandidate
+from schemas.decisions import DecisionRecord
 from schemas.lifecycle import LifecycleChange
 
 
@@ -110,6 +114,38 @@ def to_action(canonical: str, d: Decision, profile: Profile | None = None) -> Ne
         created_at=datetime.fromtimestamp(d.created_at, UTC),
         send_at=datetime.fromtimestamp(d.send_at, UTC),
         expires_at=datetime.fromtimestamp(d.expires_at, UTC),
+        segment=profile.segment if profile else None,
+        stage=profile.stage if profile else None,
+    )
+
+
+def to_record(canonical: str, v: Verdict, profile: Profile | None = None) -> DecisionRecord:
+    """The decision-log record of a verdict."""
+    kind, uid = external_id(canonical)
+    d = v.decision
+    trigger = d.trigger_event_id if d else None
+    return DecisionRecord(
+        decision_id=v.decision_id,
+        user_id=uid,
+        user_kind="user" if kind == "user" else "anonymous",
+        decided_at=datetime.fromtimestamp(v.decided_at, UTC),
+        trigger_event_id=v.trigger_event_id or trigger,
+        outcome=v.outcome,
+        action_id=d.action_id if d else None,
+        action_type=d.action_type if d else None,
+        channel=d.channel if d else None,
+        item_ids=list(d.item_ids) if d else [],
+        send_at=datetime.fromtimestamp(d.send_at, UTC) if d else None,
+        candidates=[
+            DecisionCandidate(
+                action_type=c.action_type, channel=c.channel, score=c.score, removed_by=list(c.removed_by)
+            )
+            for c in v.candidates
+        ],
+        explored=v.explored,
+        propensity=v.propensity,
+        policy=v.policy,
+        model_versions=dict(d.model_versions) if d else {},
         segment=profile.segment if profile else None,
         stage=profile.stage if profile else None,
     )
@@ -248,12 +284,22 @@ async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, ar
     await _send_labelled(rt, result.labelled)
     if result.interaction is not None:
         await _train(rt, "similarity", result.interaction, ts)
+    if result.verdict is not None:
+        await _log_decision(rt, profile, result.verdict)
     if result.decision is not None:
         await _publish(rt, profile, result.decision, arrived_ms)
 
 
+def _erased(rt: Runtime, canonical: str) -> bool:
+    """Whether ``canonical`` is on the suppression list (it was erased: never rebuild it)."""
+    return erased_key(canonical, rt.erase_salt) in rt.erased
+
+
 async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     canonical = msg["canonical"]
+    if _erased(rt, canonical):
+        metrics.ERASED_EVENTS_DROPPED.inc()
+        return
     profile = _load(rt, canonical, create=True)
     assert profile is not None
     if profile.merged_into is not None:  # an anonymous id folded into a user: forward
@@ -275,6 +321,14 @@ async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     await _advance(rt, partition, facts.ts)
 
 
+async def _log_decision(rt: Runtime, profile: Profile, verdict: Verdict) -> None:
+    if rt.no_send:
+        return
+    record = to_record(profile.canonical, verdict, profile)
+    await rt.decisions.send(key=record.user_id.encode(), value=record.model_dump_json().encode())
+    metrics.DECISIONS.labels(record.outcome).inc()
+
+
 async def _publish(rt: Runtime, profile: Profile, decision: Decision, arrived_ms: int) -> None:
     if rt.no_send:
         metrics.ACTIONS_SUPPRESSED.inc()
@@ -286,6 +340,9 @@ async def _publish(rt: Runtime, profile: Profile, decision: Decision, arrived_ms
 
 
 async def _on_link(rt: Runtime, canonical: str, target: str) -> None:
+    if _erased(rt, canonical):  # a late event linked it again: undo the identity link
+        _forget_identity(rt, canonical)
+        return
     anon = _load(rt, canonical, create=True)
     assert anon is not None
     if anon.merged_into is None:
@@ -298,6 +355,11 @@ async def _on_link(rt: Runtime, canonical: str, target: str) -> None:
 
 
 async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[str, Any]) -> None:
+    if _erased(rt, canonical):  # a late link to an erased user: erase the anonymous side too
+        await hop(
+            rt, {"kind": "erase", "canonical": source["canonical"], "at": source.get("last_seen") or 0.0}
+        )
+        return
     profile = _load(rt, canonical, create=True)
     assert profile is not None
     anon = Profile.from_dict(source)
@@ -325,6 +387,8 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
 
 
 async def _on_consent(rt: Runtime, canonical: str, channel: str, granted: bool, at: float) -> None:
+    if _erased(rt, canonical):
+        return
     profile = _load(rt, canonical, create=True)
     assert profile is not None
     update = on_consent(profile, channel, granted, at)
@@ -357,6 +421,40 @@ async def _cancel(
         metrics.ACTIONS_CANCELLED.labels(cancel.action_type, cancel.channel).inc()
 
 
+def _forget_identity(rt: Runtime, canonical: str) -> None:
+    """Delete an anonymous id's identity link (its table entry lives on this same partition)."""
+    if canonical.startswith(ANON) and routing_id(canonical) in rt.identity:
+        del rt.identity[routing_id(canonical)]
+
+
+async def _on_erase(rt: Runtime, partition: int, canonical: str, at: float) -> None:
+    """Delete everything keyed by ``canonical`` on this partition, suppress it, withdraw its
+    waiting actions, and pass the erase on to every anonymous id merged into it."""
+    rt.erased[erased_key(canonical, rt.erase_salt)] = repr(at).encode()
+    _forget_identity(rt, canonical)
+    profile = _load(rt, canonical)
+    if profile is None:
+        metrics.ERASED.labels("absent").inc()
+        return
+    waiting = ContactState.from_profile(
+        profile.contact, profile.ignored, profile.suppressed_until
+    ).cancel_all(at)
+    if profile.due_at is not None:
+        assert rt.due is not None
+        DueIndex(rt.due, partition, rt.time.due_bucket_s).unschedule(canonical, profile.due_at)
+    rt.profile_cache.pop(canonical, None)
+    if canonical in rt.profiles:
+        del rt.profiles[canonical]  # a tombstone on the changelog
+    rt.mirror.delete(canonical)
+    metrics.ERASED.labels("deleted").inc()
+    await _cancel(rt, profile, waiting, at, "the user asked to be erased")
+    if canonical.startswith(USER):  # tombstone the compacted consent records of the user's channels
+        for channel in profile.consent:
+            await rt.consent.send(key=f"{routing_id(canonical)}:{channel}".encode(), value=None)
+    for anon in profile.merged_from:
+        await hop(rt, {"kind": "erase", "canonical": anon, "at": at})
+
+
 async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     """Process one user-stage message on ``partition`` (which owns ``msg["canonical"]``)."""
     kind = msg.get("kind")
@@ -371,6 +469,8 @@ async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
             await _on_consent(rt, msg["canonical"], msg["channel"], msg["granted"], msg["at"])
         elif kind == "feedback":
             await _on_feedback(rt, msg)
+        elif kind == "erase":
+            await _on_erase(rt, partition, msg["canonical"], msg["at"])
         else:
             raise ValueError(f"unknown user-stream message kind {kind!r}")
     except Exception:

@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
         step=step_config(settings),
         no_send=settings.worker.no_send,
+        erase_salt=settings.erase.salt.get_secret_value().encode(),
         mirror=mirror,
         catalog=catalog.items,
         learner=LearnerRules(
@@ -137,9 +138,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     rt.ingress = app.topic(*names.all_ingress, **raw)
     rt.consent = app.topic(names.consent, **raw)
     rt.feedback = app.topic(names.feedback, **raw)
+    rt.erase = app.topic(names.erase, **raw)
     rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
     rt.dlq = app.topic(names.dlq, **raw)
     rt.actions = app.topic(names.actions, **raw)
+    rt.decisions = app.topic(names.decisions, **raw)
     rt.lifecycle = app.topic(names.lifecycle, **raw)
     rt.training = app.topic(names.training, partitions=1, **raw)
     rt.models_topic = app.topic(names.models, partitions=1, **raw)
@@ -151,6 +154,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     rt.profiles = table("profiles")
     rt.clocks_table = JsonTable(table("clocks"))
     rt.due = JsonTable(table("due"))
+    rt.erased = table("erased")
 
     agents.register(app, rt)
 

@@ -34,7 +34,8 @@ class RedisMirror:
         self.client = client
         self.prefix = prefix
         self.n_segments = n_segments
-        self._dirty: dict[str, Mirrored] = {}
+        self._dirty: dict[str, Mirrored | None] = {}
+        """canonical -> the live profile to write, or ``None`` to delete (an erase)."""
 
     def key(self, canonical: str) -> str:
         return f"{self.prefix}profile:{canonical}"
@@ -52,6 +53,9 @@ class RedisMirror:
     def put(self, key: str, value: Mirrored) -> None:
         self._dirty[key] = value
 
+    def delete(self, key: str) -> None:
+        self._dirty[key] = None
+
     @property
     def pending(self) -> int:
         return len(self._dirty)
@@ -66,6 +70,11 @@ class RedisMirror:
             for start in range(0, len(items), _CHUNK):
                 async with self.client.pipeline(transaction=False) as pipe:
                     for canonical, value in items[start : start + _CHUNK]:
+                        if value is None:  # erased: the profile and every segment membership
+                            pipe.delete(self.key(canonical))
+                            for i in range(self.n_segments):
+                                pipe.srem(self.segment_key(i), canonical)
+                            continue
                         pipe.set(self.key(canonical), value.public_json())
                         segment = None if value.merged_into else value.segment
                         if segment is None and not value.merged_into:

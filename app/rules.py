@@ -29,6 +29,8 @@ def step_config(settings: Settings) -> StepConfig:
         send_enabled=not settings.worker.no_send,
         rule=RulePolicy(r.views_threshold, r.expiry_s),
         contact=contact_rules(settings),
+        control_share=settings.decision.control_share,
+        holdouts=dict(settings.decision.holdout_shares),
         lifecycle=LifecyclePolicy(**settings.lifecycle.model_dump()),
         train_interval_s=seg.train_interval_s,
         train_min_events=seg.train_min_events,

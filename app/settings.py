@@ -30,6 +30,9 @@ class KafkaSettings(BaseModel):
     retention_events_ms: int = Field(7 * 86_400_000, description="Ingress and internal topics (wall time).")
     retention_actions_ms: int = Field(7 * 86_400_000, description="marketing.actions (wall time).")
     retention_dlq_ms: int = Field(30 * 86_400_000, description="events.dlq (wall time).")
+    retention_decisions_ms: int = Field(
+        90 * 86_400_000, description="marketing.decisions, the decision log (wall time)."
+    )
 
     @property
     def url(self) -> str:
@@ -210,6 +213,31 @@ class RuleSettings(BaseModel):
     expiry_s: float = Field(2 * DAY, gt=0, description="An action expires this long after its send time.")
 
 
+class EraseSettings(BaseModel):
+    """Erase requests (users.erase)."""
+
+    salt: SecretStr = Field(
+        SecretStr("omnichannel-nba-erase"),
+        description="Key of the hashed suppression list of erased ids; set your own secret in production.",
+    )
+
+
+class DecisionSettings(BaseModel):
+    """Control groups (see models/decision.py): their decisions are made and logged on
+    marketing.decisions like the others, and never sent."""
+
+    control_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Users in the global control group (by hash): decided, logged, never sent.",
+    )
+    holdout_shares: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per action type, users held out of it, e.g. {"winback_offer": 0.1}.',
+    )
+
+
 class ContactSettings(BaseModel):
     """Contact policy (see models/contact.py): caps over any day or week of event time, cooldowns,
     quiet hours in the user's local time, suppression of users who ignore messages, kill switch."""
@@ -238,7 +266,7 @@ class ContactSettings(BaseModel):
 
 class Settings(BaseSettings):
     """The one settings object. Sections: kafka, redis, worker, ingress, time, lifecycle, segments, churn,
-    similarity, rule, contact."""
+    similarity, rule, contact, decision, erase."""
 
     model_config = SettingsConfigDict(
         env_prefix="NBA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -249,6 +277,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     ingress: IngressSettings = IngressSettings()
     contact: ContactSettings = ContactSettings()
+    decision: DecisionSettings = DecisionSettings()
+    erase: EraseSettings = EraseSettings()
     time: TimeSettings = TimeSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     segments: SegmentSettings = SegmentSettings()

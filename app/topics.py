@@ -57,6 +57,10 @@ class TopicNames:
         return f"{self.prefix}marketing.actions"
 
     @property
+    def decisions(self) -> str:
+        return f"{self.prefix}marketing.decisions"
+
+    @property
     def catalog(self) -> str:
         return f"{self.prefix}catalog.items"
 
@@ -136,6 +140,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             consumer="marketing senders",
         ),
         TopicSpec(
+            names.decisions,
+            n,
+            deleted_after(k.retention_decisions_ms),
+            key="user_id",
+            schema="decision.v1",
+            producer="worker",
+            consumer="analysts, uplift reports and off-policy evaluation",
+        ),
+        TopicSpec(
             names.catalog,
             1,
             compacted,
@@ -160,7 +173,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             key="user_id",
             schema="erase_request.v1",
             producer="account service",
-            consumer="decisioning (next)",
+            consumer="worker: erase (deletes the user everywhere; see Erase in the README)",
         ),
         TopicSpec(
             names.feedback,

@@ -137,6 +137,10 @@ class ContactState:
         new = ContactState(tuple(log), ignored, until)
         return self if new == self else new
 
+    def cancel_all(self, since: float) -> tuple[tuple[Any, ...], ...]:
+        """The sends on every channel at or after ``since`` (an erase: none may go out)."""
+        return tuple(s for s in self.log if s[AT] >= since)
+
     def cancel(self, channel: str, since: float) -> tuple[ContactState, tuple[tuple[Any, ...], ...]]:
         """Withdraw the sends on ``channel`` at or after ``since`` (consent revoked then: those
         messages must not go out); the new state and the withdrawn sends."""

@@ -1,8 +1,15 @@
 """The next-best-action decision: a pure function of a :class:`DecisionContext`.
 
-``decide(ctx) -> (Decision | None, ContactState)``: no I/O, no clock but ``ctx.now`` (event
-time), no randomness but ``ctx.rng``. The worker, the offline evaluator and the tests call the
-same function.
+``decide(ctx) -> Verdict``: no I/O, no clock but ``ctx.now`` (event time), no randomness but
+``ctx.rng``. The worker, the offline evaluator and the tests call the same function. A
+:class:`Verdict` carries the action to send (if any), the new contact state, and what the
+decision log needs: every (action, channel) candidate considered with the rules that removed
+it, the outcome (``sent``, ``no_action``, ``control``, ``holdout``), and the probability with
+which the policy picked its action (1 for the deterministic rule; exploration comes later).
+
+Control groups (:func:`group`): a deterministic share of users by hash is the global control
+group, and per action type a further share is held out. Their decisions are made and logged
+exactly as the others, but never sent, and their contact state does not change.
 
 Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
 without buying it gets ``recommend_item`` for that item, with up to ``also_recommend`` of their
@@ -14,11 +21,13 @@ passed over is named in ``Decision.filtered`` with the rules that removed it.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from models.catalog import CatalogEntry
 from models.contact import ContactRules, ContactState, blocked, send_time, zone
@@ -57,6 +66,10 @@ class DecisionContext:
     """Versions of the model snapshots whose outputs are in the profile and ``predictions``."""
     recommendations: Callable[[], Sequence[Recommendation]] | None = None
     """The user's recommendations, computed only when an action needs them."""
+    control_share: float = 0.0
+    """Share of users (by hash) in the global control group: decided and logged, never sent."""
+    holdouts: Mapping[str, float] = field(default_factory=dict)
+    """action type -> share of the other users held out of it (by hash): logged, never sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +91,65 @@ class Decision:
     user uses that rank above the chosen one."""
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One (action, channel) the policy considered."""
+
+    action_type: str
+    channel: str
+    score: float
+    removed_by: tuple[str, ...] = ()
+    """``consent`` or contact rules (see :func:`models.contact.blocked`); empty: it was allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :func:`decide` concluded."""
+
+    decision: Decision | None
+    """The chosen action: sent when ``outcome`` is ``sent``; only logged for control and holdout."""
+    contact: ContactState
+    """The new contact state (settled at the decision time; with the send when one is sent)."""
+    outcome: str = "none"
+    """``sent``, ``no_action`` (candidates, none allowed), ``control``, ``holdout``, or ``none``
+    (nothing relevant happened: no candidate, nothing to log)."""
+    candidates: tuple[Candidate, ...] = ()
+    propensity: float = 1.0
+    """Probability with which the policy chose ``decision`` among the allowed candidates."""
+    explored: bool = False
+    policy: str = RULE_VERSION
+    decision_id: str = ""
+    """The action id of the chosen action, else a deterministic id of this no-action decision."""
+    decided_at: float = 0.0
+    """Event time of the decision."""
+    trigger_event_id: str | None = None
+
+    @property
+    def send(self) -> Decision | None:
+        """The action to publish, if any."""
+        return self.decision if self.outcome == "sent" else None
+
+
+def group(canonical: str, action_type: str, control_share: float, holdouts: Mapping[str, float]) -> str:
+    """``control`` (the user is in the global control group), ``holdout`` (held out of this
+    action type) or ``treatment``; deterministic in the user and the shares.
+
+    >>> group("u:1", "recommend_item", 0.0, {}), group("u:1", "recommend_item", 1.0, {})
+    ('treatment', 'control')
+    >>> group("u:1", "recommend_item", 0.0, {"recommend_item": 1.0})
+    'holdout'
+    """
+    if _unit(f"control|{canonical}") < control_share:
+        return "control"
+    if _unit(f"holdout|{action_type}|{canonical}") < holdouts.get(action_type, 0.0):
+        return "holdout"
+    return "treatment"
+
+
+def _unit(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 def action_id(canonical: str, action_type: str, trigger: str) -> str:
     """Deterministic id: the same decision on a redelivered event has the same id.
 
@@ -87,19 +159,17 @@ def action_id(canonical: str, action_type: str, trigger: str) -> str:
     return uuid.uuid5(ACTION_NAMESPACE, f"{canonical}|{action_type}|{trigger}").hex
 
 
-def _channel(
-    profile: Profile, ctx: DecisionContext, state: ContactState, action_type: str, at: float
-) -> tuple[str | None, dict[str, tuple[str, ...]]]:
-    """The user's most engaged channel (``Profile.channels_by_engagement``) that they consent to
-    and the contact policy allows at ``at``, and the rules that removed the ones before it."""
-    filtered: dict[str, tuple[str, ...]] = {}
+def _candidates(
+    profile: Profile, ctx: DecisionContext, state: ContactState, action_type: str, score: float, at: float
+) -> tuple[Candidate, ...]:
+    """Every channel the user uses, most engaged first (``Profile.channels_by_engagement``),
+    with the consent and contact rules that forbid it at send time ``at``."""
+    out = []
     for channel in profile.channels_by_engagement():
         why: tuple[str, ...] = () if ctx.consent.get(channel, True) else ("consent",)
         why += blocked(ctx.rules, state, action_type, channel, at=at)
-        if not why:
-            return channel, filtered
-        filtered[channel] = why
-    return None, filtered
+        out.append(Candidate(action_type, channel, score, why))
+    return tuple(out)
 
 
 def _name(catalog: Mapping[str, CatalogEntry], item: str) -> str:
@@ -122,32 +192,44 @@ def model_reasons(profile: Profile) -> tuple[str, ...]:
     return tuple(out)
 
 
-def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
-    """Decide what to send, if anything; the contact state comes back settled at ``ctx.now``
-    (expired unanswered sends counted as ignored) and, with a decision, with its send recorded.
+def decide(ctx: DecisionContext) -> Verdict:
+    """Decide what to send, if anything (see :class:`Verdict`).
 
     Examples
     --------
     >>> p = Profile("u:1", by_channel={"wechat": 3}, item_views={"c1": [3, 9.0]}, timezone="UTC")
     >>> t = EventFacts(event_id="e3", type="view", channel="wechat", ts=12 * 3600.0, item_id="c1")
-    >>> d, contact = decide(DecisionContext(profile=p, now=t.ts, rng=random.Random(0), trigger=t))
-    >>> d.action_type, d.channel, d.item_ids, contact.last_sent("recommend_item") / 3600
-    ('recommend_item', 'wechat', ('c1',), 12.0)
+    >>> v = decide(DecisionContext(profile=p, now=t.ts, rng=random.Random(0), trigger=t))
+    >>> v.outcome, v.send.channel, v.send.item_ids, v.contact.last_sent("recommend_item") / 3600
+    ('sent', 'wechat', ('c1',), 12.0)
     >>> t2 = EventFacts(event_id="e4", type="view", channel="wechat", ts=13 * 3600.0, item_id="c1")
-    >>> decide(DecisionContext(profile=p, now=t2.ts, rng=random.Random(0), trigger=t2, contact=contact))[0]
+    >>> ctx2 = DecisionContext(profile=p, now=t2.ts, rng=random.Random(0), trigger=t2, contact=v.contact)
+    >>> v2 = decide(ctx2)
+    >>> v2.outcome, v2.candidates[0].removed_by  # within the action type's cooldown
+    ('no_action', ('cooldown', 'channel_cap_day'))
     """
     trigger, profile, policy = ctx.trigger, ctx.profile, ctx.policy
     state = ctx.contact.settle(ctx.now, ctx.rules)
     if trigger is None or trigger.type != "view" or trigger.item_id is None:
-        return None, state
+        return Verdict(None, state)
     item = trigger.item_id
     views = int(profile.item_views.get(item, [0, 0.0])[0])
     if views < policy.views_threshold or item in profile.bought:
-        return None, state
+        return Verdict(None, state)
+    kind = "recommend_item"
     at = send_time(ctx.rules, ctx.now, profile.timezone)
-    channel, filtered = _channel(profile, ctx, state, "recommend_item", at)
-    if channel is None:
-        return None, state
+    candidates = _candidates(profile, ctx, state, kind, float(views), at)
+    allowed = [c for c in candidates if not c.removed_by]
+    if not allowed:
+        return Verdict(
+            None,
+            state,
+            "no_action",
+            candidates,
+            decision_id=action_id(profile.canonical, "none", trigger.dedupe_key),
+        )
+    channel = allowed[0].channel
+    filtered = {c.channel: c.removed_by for c in candidates[: candidates.index(allowed[0])]}
     name = _name(ctx.catalog, item)
     also = [r for r in (ctx.recommendations() if ctx.recommendations else ()) if r.item_id != item]
     also = also[: policy.also_recommend]
@@ -164,8 +246,8 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
         *(f"also recommended: {_name(ctx.catalog, r.item_id)} ({r.reason})" for r in also),
     )
     decision = Decision(
-        action_id=action_id(profile.canonical, "recommend_item", trigger.dedupe_key),
-        action_type="recommend_item",
+        action_id=action_id(profile.canonical, kind, trigger.dedupe_key),
+        action_type=kind,
         channel=channel,
         item_ids=(item, *(r.item_id for r in also)),
         score=float(views),
@@ -177,10 +259,15 @@ def decide(ctx: DecisionContext) -> tuple[Decision | None, ContactState]:
         model_versions={"policy": RULE_VERSION, **ctx.model_versions},
         filtered=filtered,
     )
-    sent = state.sent(
-        "recommend_item", channel, at=at, action_id=decision.action_id, expires_at=decision.expires_at
-    )
-    return decision, sent
+    arm = group(profile.canonical, kind, ctx.control_share, ctx.holdouts)
+    if arm != "treatment":
+        return Verdict(decision, state, arm, candidates, decision_id=decision.action_id, **_when(ctx))
+    sent = state.sent(kind, channel, at=at, action_id=decision.action_id, expires_at=decision.expires_at)
+    return Verdict(decision, sent, "sent", candidates, decision_id=decision.action_id, **_when(ctx))
+
+
+def _when(ctx: DecisionContext) -> dict[str, Any]:
+    return {"decided_at": ctx.now, "trigger_event_id": ctx.trigger.event_id if ctx.trigger else None}
 
 
 def _local(at: float, timezone: str | None, rules: ContactRules) -> str:

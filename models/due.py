@@ -56,6 +56,17 @@ class DueIndex:
         if member not in members:
             self.store[key] = [*members, member]
 
+    def unschedule(self, member: str, at: float) -> None:
+        """Forget ``member``'s entry for ``at`` (nothing if there is none)."""
+        key = self._key(bucket_of(at, self.bucket_s))
+        members = self.store.get(key)
+        if members and member in members:
+            rest = [m for m in members if m != member]
+            if rest:
+                self.store[key] = rest
+            else:
+                del self.store[key]
+
     def pop_due(self, watermark: float, next_bucket: int | None) -> tuple[list[str], int]:
         """Members of every complete bucket up to ``watermark``, and the next bucket to fire.
 

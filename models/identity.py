@@ -14,6 +14,8 @@ browsers never linked. Rules:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,6 +38,17 @@ def routing_id(canonical: str) -> str:
     canonical user has the same raw id as its key is already on that user's partition.
     """
     return canonical[2:]
+
+
+def erased_key(canonical: str, salt: bytes) -> str:
+    """The suppression-list key of an erased canonical id: a keyed hash (HMAC-SHA256), so the
+    list stops the same id being rebuilt without keeping the id itself.
+
+    >>> k = erased_key("u:alice", b"s")
+    >>> len(k), k == erased_key("u:alice", b"s"), k == erased_key("u:alice", b"t")
+    (64, True, False)
+    """
+    return hmac.new(salt, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def external_id(canonical: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from models.decision import (
     Decision,
     DecisionContext,
     RulePolicy,
+    Verdict,
     decide,
 )
 from models.due import DueIndex
@@ -50,6 +51,10 @@ class StepConfig:
     """``False`` (no-send mode): decisions are computed but not recorded as contacts."""
     rule: RulePolicy = field(default_factory=RulePolicy)
     contact: ContactRules = field(default_factory=ContactRules)
+    control_share: float = 0.0
+    """Share of users in the global control group (decided and logged, never sent)."""
+    holdouts: Mapping[str, float] = field(default_factory=dict)
+    """action type -> share of users held out of it."""
     labels: LabelRules = field(default_factory=LabelRules)
     history: int = 20
     """How many of a user's recent items pair with a new interaction and seed recommendations."""
@@ -99,6 +104,9 @@ class StepResult:
     outcome: Applied
     backfill: bool = False
     decision: Decision | None = None
+    """The action to publish (the verdict's ``send``)."""
+    verdict: Verdict | None = None
+    """The whole decision, for the decision log (``None`` when nothing was decided)."""
     transitions: tuple[Transition, ...] = ()
     """Lifecycle stage changes this event caused (in order)."""
     sample: dict[str, float] | None = None
@@ -284,7 +292,7 @@ def on_event(
     )
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
         return replace(result, backfill=True)
-    decision, contact = decide(
+    verdict = decide(
         DecisionContext(
             profile=profile,
             now=facts.ts,
@@ -302,11 +310,14 @@ def on_event(
             },
             model_versions=models.versions,
             recommendations=_recommendations(profile, facts, cfg.history, models.recommender),
+            control_share=cfg.control_share,
+            holdouts=cfg.holdouts,
         )
     )
     if cfg.send_enabled:
-        _put(profile, contact)
-    return replace(result, decision=decision)
+        _put(profile, verdict.contact)
+    logged = verdict if verdict.outcome != "none" else None
+    return replace(result, decision=verdict.send, verdict=logged)
 
 
 ANSWERS = frozenset(("opened", "clicked"))

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from schemas.actions import NextBestAction
 from schemas.catalog import CatalogItem
+from schemas.decisions import DecisionRecord
 from schemas.dlq import DeadLetter
 from schemas.events import Event
 from schemas.feedback import Feedback
@@ -19,6 +20,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "event.v1": Event,
     "catalog_item.v1": CatalogItem,
     "next_best_action.v1": NextBestAction,
+    "decision.v1": DecisionRecord,
     "dead_letter.v1": DeadLetter,
     "consent.v1": ConsentEvent,
     "erase_request.v1": EraseRequest,

@@ -83,6 +83,8 @@ class Deployment:
             NBA_WORKER__LOGLEVEL="warning",
             NBA_REDIS__URL=REDIS_URL,
             NBA_REDIS__KEY_PREFIX=self.redis_prefix,
+            # tests count the actions their users get: no control group unless a test asks for one
+            NBA_DECISION__CONTROL_SHARE="0",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra)

@@ -27,7 +27,8 @@ def ctx(profile: Profile, trigger: EventFacts, **kw: object) -> DecisionContext:
 
 def test_rule_fires_on_third_view_on_the_most_used_channel_with_readable_reasons() -> None:
     p = Profile("u:1", events=5, by_channel={"app": 1, "wechat": 4}, item_views={"c1": [3, 10.0]})
-    d, contact = decide(ctx(p, view(3, 10.0), catalog={"c1": CatalogEntry("Python 101", 99.0)}))
+    v = decide(ctx(p, view(3, 10.0), catalog={"c1": CatalogEntry("Python 101", 99.0)}))
+    d, contact = v.send, v.contact
     assert d is not None
     assert (d.action_type, d.channel, d.item_ids) == ("recommend_item", "wechat", ("c1",))
     assert "viewed 'Python 101' 3 times without buying it" in d.reasons
@@ -37,21 +38,23 @@ def test_rule_fires_on_third_view_on_the_most_used_channel_with_readable_reasons
 
 def test_no_action_below_threshold_after_purchase_in_cooldown_or_without_consent() -> None:
     p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [2, 1.0]})
-    assert decide(ctx(p, view(2, 1.0)))[0] is None
+    assert decide(ctx(p, view(2, 1.0))).outcome == "none"
     p.item_views["c1"] = [3, 2.0]
     p.bought.append("c1")
-    assert decide(ctx(p, view(3, 2.0)))[0] is None
+    assert decide(ctx(p, view(3, 2.0))).outcome == "none"
     p.bought.clear()
     recent = ContactState().sent("recommend_item", "web", at=2.0 - DAY / 2, action_id="a", expires_at=2.0)
-    assert decide(ctx(p, view(3, 2.0), contact=recent))[0] is None  # cooldown
-    assert decide(ctx(p, view(3, 2.0 + DAY), contact=recent))[0] is not None
-    assert decide(ctx(p, view(3, 2.0), consent={"app": False}))[0] is None
+    cooled = decide(ctx(p, view(3, 2.0), contact=recent))
+    assert cooled.send is None and cooled.outcome == "no_action"
+    assert cooled.candidates[0].removed_by == ("cooldown",)
+    assert decide(ctx(p, view(3, 2.0 + DAY), contact=recent)).send is not None
+    revoked = decide(ctx(p, view(3, 2.0), consent={"app": False}))
+    assert revoked.send is None and revoked.candidates[0].removed_by == ("consent",)
 
 
 def test_decision_is_deterministic_and_its_id_is_stable() -> None:
     p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [3, 1.0]})
-    a, _ = decide(ctx(p, view(3, 1.0)))
-    b, _ = decide(ctx(p, view(3, 1.0)))
+    a, b = decide(ctx(p, view(3, 1.0))).send, decide(ctx(p, view(3, 1.0))).send
     assert a == b and a is not None and len(a.action_id) == 32
 
 
@@ -147,12 +150,12 @@ def test_the_rule_adds_the_users_recommendations_with_their_reasons() -> None:
     recs = [Recommendation("c1", 1.0, "trending"), Recommendation("c2", 0.9, "similar to c1")]
     recs.append(Recommendation("c3", 0.5, "popular in your segment"))
     recs.append(Recommendation("c4", 0.4, "trending"))
-    d, _ = decide(ctx(p, view(3, 10.0), catalog=catalog, recommendations=lambda: recs))
+    d = decide(ctx(p, view(3, 10.0), catalog=catalog, recommendations=lambda: recs)).send
     assert d is not None and d.item_ids == ("c1", "c2", "c3")  # the viewed item first, then two
     assert "also recommended: 'Python 102' (similar to c1)" in d.reasons
     asked: list[int] = []
     quiet = Profile("u:2", by_channel={"app": 1}, item_views={"c1": [1, 1.0]})
-    assert decide(ctx(quiet, view(1, 1.0), recommendations=lambda: asked.append(1) or recs))[0] is None
+    assert decide(ctx(quiet, view(1, 1.0), recommendations=lambda: asked.append(1) or recs)).send is None
     assert asked == []  # computed only when an action needs them
 
 
@@ -209,3 +212,40 @@ def test_a_revoked_channel_is_never_chosen_the_next_most_engaged_one_is() -> Non
     apply_consent(p, "app", True, 3 * DAY)  # granted again later
     again = three_views("c3", 4 * DAY)
     assert again is not None and again.channel == "app"
+
+
+def test_control_and_holdout_users_are_decided_and_logged_but_never_sent_nor_counted() -> None:
+    p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [3, 1.0]})
+    control = decide(ctx(p, view(3, 1.0), control_share=1.0))
+    assert control.outcome == "control" and control.send is None and control.decision is not None
+    assert control.contact.log == ()  # a message never sent takes no room in the caps
+    held = decide(ctx(p, view(3, 1.0), holdouts={"recommend_item": 1.0}))
+    assert held.outcome == "holdout" and held.send is None and held.decision_id == control.decision_id
+    sent = decide(ctx(p, view(3, 1.0), holdouts={"winback_offer": 1.0}))
+    assert sent.outcome == "sent" and sent.propensity == 1.0 and not sent.explored
+
+
+def test_the_control_group_is_the_configured_share_of_users_and_stable() -> None:
+    from models.decision import group
+
+    users = [f"u:{i}" for i in range(20_000)]
+    arms = [group(u, "recommend_item", 0.1, {"recommend_item": 0.2}) for u in users]
+    share = arms.count("control") / len(users)
+    held = arms.count("holdout") / (len(users) - arms.count("control"))
+    assert abs(share - 0.1) < 0.01 and abs(held - 0.2) < 0.015
+    assert arms == [group(u, "recommend_item", 0.1, {"recommend_item": 0.2}) for u in users]
+    # holdouts are drawn per action type, independently of each other
+    other = [group(u, "winback_offer", 0.1, {"winback_offer": 0.2}) for u in users]
+    both = sum(a == b == "holdout" for a, b in zip(arms, other, strict=True)) / len(users)
+    assert abs(both - 0.9 * 0.2 * 0.2) < 0.01
+
+
+def test_the_step_logs_every_decision_and_sends_only_the_treated() -> None:
+    idx = DueIndex({}, 0)
+    for share, outcome in ((0.0, "sent"), (1.0, "control")):
+        p = Profile("u:1")
+        cfg = StepConfig(control_share=share)
+        results = [on_event(p, view(i, float(i)), watermark=None, due=idx, cfg=cfg) for i in range(3)]
+        assert [r.verdict is None for r in results] == [True, True, False]
+        assert results[-1].verdict is not None and results[-1].verdict.outcome == outcome
+        assert (results[-1].decision is not None) == (outcome == "sent")
