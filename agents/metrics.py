@@ -40,6 +40,13 @@ ACTIONS_PUBLISHED = Counter(
     "Actions published to marketing.actions.",
     ["action_type", "channel"],
 )
+POLICY_CHANGES = Counter(
+    "nba_policy_changes_total", "Contact-policy and control-group changes applied from nba.config."
+)
+POLICY_REJECTED = Counter(
+    "nba_policy_rejected_total", "nba.config records refused (invalid): they changed nothing."
+)
+KILL_SWITCH = Gauge("nba_kill_switch", "1 while the kill switch is on (no new action is published).")
 ERASED = Counter(
     "nba_erased_total",
     "Erase requests carried out per canonical id (deleted, or absent: nothing was stored).",

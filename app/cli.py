@@ -360,6 +360,59 @@ async def _respond(settings: Settings, users: dict[str, tuple[str, int]], second
 
 
 @main.command()
+@click.argument("section", type=click.Choice(["contact", "decision"]))
+@click.argument("values", required=False)
+@click.option("--by", "changed_by", required=True, help="Who makes the change (audit).")
+@click.option("--reason", required=True, help="Why (audit).")
+@click.option("--reset", is_flag=True, help="Return the section to the environment's values.")
+def policy(section: str, values: str | None, changed_by: str, reason: str, reset: bool) -> None:
+    """Change the contact policy or control groups of running workers, without a restart.
+
+    \b
+    nba policy contact '{"paused": true}' --by alice --reason "incident 42"   (kill switch on)
+    nba policy contact '{"paused": false}' --by alice --reason "resolved"
+    nba policy decision '{"control_share": 0.1}' --by bob --reason "Q3 measurement"
+    nba policy contact --reset --by alice --reason "back to the deployment's settings"
+    """
+    from datetime import UTC, datetime
+
+    from app.topics import TopicNames
+    from schemas.config import PolicyChange
+
+    settings = _settings()
+    if reset == (values is not None):
+        raise click.UsageError("give either VALUES (a JSON object) or --reset")
+    payload = None
+    if values is not None:
+        change = PolicyChange(
+            section=section,
+            values=orjson.loads(values),
+            changed_by=changed_by,
+            reason=reason,
+            at=datetime.now(UTC),
+        )
+        from app.policy_config import section_with
+
+        section_with(settings, section, change.values)  # refuse a bad change here already
+        payload = change.model_dump_json().encode()
+    click.echo(f"audit: {section} {'reset' if reset else values} by {changed_by}: {reason}")
+    asyncio.run(_produce(settings, TopicNames.of(settings).config, section.encode(), payload))
+
+
+async def _produce(settings: Settings, topic: str, key: bytes, value: bytes | None) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from app.kafka import client_kwargs
+
+    producer = AIOKafkaProducer(acks="all", **client_kwargs(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=key, value=value)
+    finally:
+        await producer.stop()
+
+
+@main.command()
 def config() -> None:
     """Print the effective settings (secrets masked)."""
     click.echo(orjson.dumps(_settings().model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())

@@ -13,14 +13,16 @@ import redis.asyncio as aioredis
 from faust.sensors import Sensor
 
 import agents
+from agents import metrics
 from agents.runtime import JsonTable, LearnerRules, Runtime, TimeRules
 from agents.users import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
-from app.compacted import read_range
+from app.compacted import follow, read_range
 from app.faust_fixes import ack_only_processed, drain_before_commit
 from app.kafka import client_kwargs
 from app.model_store import ModelStore
+from app.policy_config import PolicyFollower
 from app.redis_mirror import RedisMirror
 from app.rules import new_churn, new_recommender, new_segmenter, new_value, serve_snapshot, step_config
 from app.settings import Settings
@@ -173,6 +175,16 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.task
     async def catalog_loop() -> None:
         await _forever("catalog reader", catalog.run)
+
+    def use_step(step: Any) -> None:
+        rt.step = step
+
+    policy = PolicyFollower(settings, use_step, step_config)
+    metrics.KILL_SWITCH.set(float(settings.contact.paused))
+
+    @app.task
+    async def policy_loop() -> None:
+        await _forever("policy reader", lambda: follow(names.config, client_kwargs(settings), policy.apply))
 
     @app.task
     async def model_loop() -> None:

@@ -61,6 +61,10 @@ class TopicNames:
         return f"{self.prefix}marketing.decisions"
 
     @property
+    def config(self) -> str:
+        return f"{self.prefix}nba.config"
+
+    @property
     def catalog(self) -> str:
         return f"{self.prefix}catalog.items"
 
@@ -147,6 +151,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             schema="decision.v1",
             producer="worker",
             consumer="analysts, uplift reports and off-policy evaluation",
+        ),
+        TopicSpec(
+            names.config,
+            1,
+            compacted,
+            key="settings section (contact, decision)",
+            schema="policy_change.v1",
+            producer="operators (nba policy)",
+            consumer="worker (every instance): contact policy and control groups without a restart",
         ),
         TopicSpec(
             names.catalog,

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from schemas.actions import NextBestAction
 from schemas.catalog import CatalogItem
+from schemas.config import PolicyChange
 from schemas.decisions import DecisionRecord
 from schemas.dlq import DeadLetter
 from schemas.events import Event
@@ -26,6 +27,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "erase_request.v1": EraseRequest,
     "feedback.v1": Feedback,
     "lifecycle_change.v1": LifecycleChange,
+    "policy_change.v1": PolicyChange,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

@@ -1,0 +1,106 @@
+"""Cost of one decision on one core: the contact check alone, and ``decide`` end to end on a view
+that triggers an action (candidates over the user's channels, consent, contact rules, quiet
+hours, the control-group draw and the action), for users with a contact log of several sends.
+
+    python -m bench.decision --users 2000 --rounds 20
+
+Writes bench/results/decision.json. The recommendations an action carries are not included
+(``bench.similarity`` measures them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from models.contact import ContactRules, ContactState, blocked
+from models.decision import DecisionContext, decide
+from models.facts import EventFacts
+from models.profile import Profile
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
+DAY = 86_400.0
+T0 = 1_772_424_000.0  # 2026-03-02 04:00 UTC
+
+
+def _user(i: int, rng: random.Random) -> tuple[Profile, ContactState]:
+    channels = rng.sample(CHANNELS, rng.randint(1, 5))
+    p = Profile(
+        f"u:{i}",
+        events=50,
+        by_channel={c: rng.randint(1, 20) for c in channels},
+        item_views={"c1": [3, T0]},
+        timezone=rng.choice(["Asia/Shanghai", "America/Los_Angeles", None]),
+        consent={c: [rng.random() > 0.2, T0 - DAY] for c in channels},
+    )
+    state = ContactState()
+    for k in range(rng.randint(0, 6)):  # a week of sends
+        at = T0 - rng.uniform(0, 7 * DAY)
+        state = state.sent(
+            rng.choice(["recommend_item", "winback_offer"]),
+            rng.choice(channels),
+            at=at,
+            action_id=f"{i}-{k}",
+            expires_at=at + 2 * DAY,
+        )
+    return p, state
+
+
+def main(users: int, rounds: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    people = [_user(i, rng) for i in range(users)]
+    rules = ContactRules()
+    started = time.process_time()
+    for _ in range(rounds):
+        for p, state in people:
+            for c in p.by_channel:
+                blocked(rules, state, "recommend_item", c, at=T0)
+    checks = rounds * sum(len(p.by_channel) for p, _ in people)
+    check_us = (time.process_time() - started) / checks * 1e6
+    timings, outcomes = [], {}
+    for r in range(rounds):
+        for p, state in people:
+            trigger = EventFacts(event_id=f"e{r}", type="view", channel="app", ts=T0 + r, item_id="c1")
+            ctx = DecisionContext(
+                profile=p,
+                now=T0 + r,
+                rng=random.Random(0),
+                trigger=trigger,
+                contact=state,
+                consent=p.consented,
+                control_share=0.05,
+            )
+            t = time.perf_counter()
+            v = decide(ctx)
+            timings.append(time.perf_counter() - t)
+            outcomes[v.outcome] = outcomes.get(v.outcome, 0) + 1
+    timings.sort()
+    return {
+        "users": users,
+        "rounds": rounds,
+        "contact_check_us": round(check_us, 2),
+        "decide_mean_us": round(statistics.fmean(timings) * 1e6, 1),
+        "decide_p50_us": round(timings[len(timings) // 2] * 1e6, 1),
+        "decide_p99_us": round(timings[int(len(timings) * 0.99)] * 1e6, 1),
+        "outcomes": outcomes,
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/decision.json")
+    args = ap.parse_args()
+    result = main(args.users, args.rounds, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,76 @@
+"""The kill switch through nba.config on a running worker: switched on, decisions are logged as
+no_action removed by ``paused`` and nothing reaches marketing.actions; switched off again, the
+next user is sent an action, all without a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from schemas.actions import NextBestAction
+from schemas.decisions import DecisionRecord
+from tests.integration.conftest import Deployment, consume, produce, wait_for
+
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
+
+
+def _views(dep: Deployment, uid: str) -> list[tuple[str, bytes, bytes]]:
+    out = []
+    for n in range(3):
+        payload = {
+            "event_id": f"{uid}-{n}",
+            "type": "view",
+            "channel": "app",
+            "user_id": uid,
+            "item_id": "c1",
+            "occurred_at": (START + timedelta(seconds=n)).isoformat(),
+            "view": {"duration_s": 60, "progress": 0.3},
+        }
+        out.append((dep.ingress("app", "view"), uid.encode(), orjson.dumps(payload)))
+    return out
+
+
+def _change(paused: bool) -> bytes:
+    values = {"paused": paused}
+    return orjson.dumps(
+        {
+            "section": "contact",
+            "values": values,
+            "changed_by": "sre",
+            "reason": "test",
+            "at": datetime.now(UTC),
+        }
+    )
+
+
+async def test_the_kill_switch_stops_and_resumes_sending_without_a_restart(deployment: Deployment) -> None:
+    dep = deployment
+    dep.create_topics()
+    worker = dep.worker()
+    worker.start()
+    await worker.ready()
+
+    async def kill_switch(expected: float) -> bool | Any:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{worker.url}/metrics")).text
+        line = next((x for x in text.splitlines() if x.startswith("nba_kill_switch ")), "")
+        return line == f"nba_kill_switch {expected}" or line
+
+    config = dep.topic("nba.config")
+    await produce(dep.bootstrap, [(config, b"contact", _change(True))])
+    await wait_for(lambda: kill_switch(1.0), 30, "the kill switch on")
+    await produce(dep.bootstrap, _views(dep, "paula"))
+    [first] = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=1, timeout=60)
+    record = DecisionRecord.model_validate_json(first.value)
+    assert record.outcome == "no_action" and record.candidates[0].removed_by == ["paused"]
+
+    await produce(dep.bootstrap, [(config, b"contact", _change(False))])
+    await wait_for(lambda: kill_switch(0.0), 30, "the kill switch off")
+    await produce(dep.bootstrap, _views(dep, "quinn"))
+    actions = await consume(dep.bootstrap, dep.topic("marketing.actions"), until=2, timeout=10)
+    assert [NextBestAction.model_validate_json(a.value).user_id for a in actions] == ["quinn"]
+    worker_log = worker.log.read_text()
+    assert "policy change applied: contact {'paused': True} by sre" in worker_log
