@@ -5,6 +5,7 @@ Agents import no settings: the app converts settings into this object.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ class Runtime:
     """due bucket -> members (see models.due)."""
     erased: Any = None
     """erased_key(canonical) -> erase time (bytes): the hashed suppression list."""
+    policy_ready: asyncio.Event | None = None
+    """Set once the policy changes on ``nba.config`` that existed at start are applied: until
+    then the users agent waits, so that a restart never decides under a lifted kill switch."""
     erase_salt: bytes = b""
     """Key of the suppression list's hash (``NBA_ERASE__SALT``)."""
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)

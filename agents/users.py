@@ -457,6 +457,8 @@ async def _on_erase(rt: Runtime, partition: int, canonical: str, at: float) -> N
 
 async def handle(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     """Process one user-stage message on ``partition`` (which owns ``msg["canonical"]``)."""
+    if rt.policy_ready is not None and not rt.policy_ready.is_set():
+        await rt.policy_ready.wait()  # the contact policy in force must be known before deciding
     kind = msg.get("kind")
     try:
         if kind == "event":

@@ -180,11 +180,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         rt.step = step
 
     policy = PolicyFollower(settings, use_step, step_config)
+    rt.policy_ready = asyncio.Event()
     metrics.KILL_SWITCH.set(float(settings.contact.paused))
 
     @app.task
     async def policy_loop() -> None:
-        await _forever("policy reader", lambda: follow(names.config, client_kwargs(settings), policy.apply))
+        await _forever(
+            "policy reader",
+            lambda: follow(names.config, client_kwargs(settings), policy.apply, caught_up=rt.policy_ready),
+        )
 
     @app.task
     async def model_loop() -> None:

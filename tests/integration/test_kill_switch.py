@@ -1,6 +1,7 @@
 """The kill switch through nba.config on a running worker: switched on, decisions are logged as
-no_action removed by ``paused`` and nothing reaches marketing.actions; switched off again, the
-next user is sent an action, all without a restart."""
+no_action removed by ``paused`` and nothing reaches marketing.actions, also after a restart (the
+worker reads the policy before it decides); switched off again, the next user is sent an
+action, without a restart."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ async def test_the_kill_switch_stops_and_resumes_sending_without_a_restart(deplo
     [first] = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=1, timeout=60)
     record = DecisionRecord.model_validate_json(first.value)
     assert record.outcome == "no_action" and record.candidates[0].removed_by == ["paused"]
+
+    worker.stop()  # a restart must not decide under the environment's policy (not paused)
+    await produce(dep.bootstrap, _views(dep, "rita"))
+    worker.start()
+    await worker.ready()
+    logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=2, timeout=60)
+    records = [DecisionRecord.model_validate_json(r.value) for r in logged]
+    assert {r.user_id: r.outcome for r in records} == {"paula": "no_action", "rita": "no_action"}
 
     await produce(dep.bootstrap, [(config, b"contact", _change(False))])
     await wait_for(lambda: kill_switch(0.0), 30, "the kill switch off")

@@ -46,3 +46,30 @@ def test_an_invalid_change_changes_nothing() -> None:
     ):
         f.apply(b"contact", bad, 1)
     assert len(steps) == 1 and steps[-1].contact.paused and f.effective.contact.max_per_day == 2
+
+
+async def test_the_users_agent_waits_until_the_policy_in_force_is_known() -> None:
+    import asyncio
+
+    import pytest
+
+    from agents import users
+    from agents.runtime import Runtime, TimeRules
+    from app.redis_mirror import RedisMirror
+    from schemas.validate import ValidationPolicy
+
+    rt = Runtime(
+        prefix="",
+        validation=ValidationPolicy(channels=frozenset({"app"})),
+        time=TimeRules(1.0, 1.0, 1.0, 3600.0),
+        step=StepConfig(),
+        no_send=True,
+        mirror=RedisMirror(None, ""),  # type: ignore[arg-type]  # never touched here
+    )
+    rt.policy_ready = asyncio.Event()
+    task = asyncio.create_task(users.handle(rt, 0, {"kind": "unknown"}))
+    await asyncio.sleep(0.05)
+    assert not task.done()  # waiting: the policy on nba.config is not read yet
+    rt.policy_ready.set()
+    with pytest.raises(ValueError, match="unknown user-stream message kind"):
+        await task
