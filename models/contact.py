@@ -54,8 +54,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DAY = 86_400.0
 WEEK = 7 * DAY
 
-# A send in the log: [send time, channel, action type, action id, expires at, answered (0/1)].
+# A send in the log: [send time, channel, action type, action id, expires at, state], the state
+# being one of the values below.
 AT, CHANNEL, TYPE, ACTION_ID, EXPIRES, ANSWERED = range(6)
+OPEN, ANSWER, IGNORED, SHADOW = range(4)
+"""Waiting for an answer; opened or clicked; expired unanswered (counted once); a shadow send (a
+control-group decision: never sent, so never answered, ignored or withdrawn, but counted by the
+caps and cooldowns so that control users are decided for exactly like treated ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +112,25 @@ class ContactState:
         return [list(s) for s in self.log], self.ignored, self.suppressed_until
 
     def sent(
-        self, action_type: str, channel: str, *, at: float, action_id: str, expires_at: float
+        self,
+        action_type: str,
+        channel: str,
+        *,
+        at: float,
+        action_id: str,
+        expires_at: float,
+        shadow: bool = False,
     ) -> ContactState:
-        """Record a send at ``at`` (its send time)."""
-        entry = (at, channel, action_type, action_id, expires_at, 0)
+        """Record a send at ``at`` (its send time); a ``shadow`` one for a control-group decision."""
+        entry = (at, channel, action_type, action_id, expires_at, SHADOW if shadow else OPEN)
         return replace(self, log=tuple(sorted((*self.log, entry), key=lambda s: (s[AT], s[ACTION_ID]))))
 
     def answered(self, action_id: str) -> ContactState:
         """The user opened or clicked ``action_id``: it is not ignored, nor are they."""
-        log = tuple((*s[:ANSWERED], 1) if s[ACTION_ID] == action_id else s for s in self.log)
+        log = tuple(
+            (*s[:ANSWERED], ANSWER) if s[ACTION_ID] == action_id and s[ANSWERED] != SHADOW else s
+            for s in self.log
+        )
         if log == self.log:
             return self
         return replace(self, log=log, ignored=0, suppressed_until=None)
@@ -125,11 +140,11 @@ class ContactState:
         ``max_ignored`` in a row, and forget sends no rule needs any more."""
         ignored, until, log = self.ignored, self.suppressed_until, []
         for s in self.log:
-            if s[ANSWERED] == 0 and s[EXPIRES] <= now:
+            if s[ANSWERED] == OPEN and s[EXPIRES] <= now:
                 ignored += 1
                 if ignored >= rules.max_ignored:
                     until, ignored = max(until or 0.0, s[EXPIRES] + rules.suppression_s), 0
-                s = (*s[:ANSWERED], 2)  # settled: ignored, counted once
+                s = (*s[:ANSWERED], IGNORED)  # counted once
             if s[AT] > now - rules.memory_s:
                 log.append(s)
         if until is not None and until <= now:
@@ -139,7 +154,7 @@ class ContactState:
 
     def cancel_all(self, since: float) -> tuple[tuple[Any, ...], ...]:
         """The sends on every channel at or after ``since`` (an erase: none may go out)."""
-        return tuple(s for s in self.log if s[AT] >= since)
+        return tuple(s for s in self.log if s[AT] >= since and s[ANSWERED] != SHADOW)
 
     def cancel(self, channel: str, since: float) -> tuple[ContactState, tuple[tuple[Any, ...], ...]]:
         """Withdraw the sends on ``channel`` at or after ``since`` (consent revoked then: those
@@ -147,7 +162,9 @@ class ContactState:
         gone = tuple(s for s in self.log if s[CHANNEL] == channel and s[AT] >= since)
         if not gone:
             return self, ()
-        return replace(self, log=tuple(s for s in self.log if s not in gone)), gone
+        return replace(self, log=tuple(s for s in self.log if s not in gone)), tuple(
+            s for s in gone if s[ANSWERED] != SHADOW
+        )
 
     def last_sent(self, action_type: str) -> float | None:
         return max((s[AT] for s in self.log if s[TYPE] == action_type), default=None)

@@ -9,7 +9,9 @@ which the policy picked its action (1 for the deterministic rule; exploration co
 
 Control groups (:func:`group`): a deterministic share of users by hash is the global control
 group, and per action type a further share is held out. Their decisions are made and logged
-exactly as the others, but never sent, and their contact state does not change.
+exactly as the others, but never sent; their contact state records a *shadow* send, which the
+caps and cooldowns count (so control users are decided for under the same rules as treated
+ones, and the two groups' decisions compare) but which is never answered, ignored or withdrawn.
 
 Foundation policy (:class:`RulePolicy`): a user who viewed one item ``views_threshold`` times
 without buying it gets ``recommend_item`` for that item, with up to ``also_recommend`` of their
@@ -260,10 +262,16 @@ def decide(ctx: DecisionContext) -> Verdict:
         filtered=filtered,
     )
     arm = group(profile.canonical, kind, ctx.control_share, ctx.holdouts)
-    if arm != "treatment":
-        return Verdict(decision, state, arm, candidates, decision_id=decision.action_id, **_when(ctx))
-    sent = state.sent(kind, channel, at=at, action_id=decision.action_id, expires_at=decision.expires_at)
-    return Verdict(decision, sent, "sent", candidates, decision_id=decision.action_id, **_when(ctx))
+    outcome = "sent" if arm == "treatment" else arm
+    sent = state.sent(
+        kind,
+        channel,
+        at=at,
+        action_id=decision.action_id,
+        expires_at=decision.expires_at,
+        shadow=outcome != "sent",
+    )
+    return Verdict(decision, sent, outcome, candidates, decision_id=decision.action_id, **_when(ctx))
 
 
 def _when(ctx: DecisionContext) -> dict[str, Any]:

@@ -143,6 +143,10 @@ class ActionRequest:
     channel: str
     item_id: str | None = None
     offer_value: float = 0.0
+    action_id: str | None = None
+    """The policy's own id for the action (feedback names it); else the loop makes one."""
+    treated: bool | None = None
+    """The policy's own control-group draw (``False``: log, do not send); else the loop's."""
 
 
 @dataclass(slots=True)
@@ -219,8 +223,8 @@ def run_closed_loop(
                 u.persona.name,
                 ts,
                 request,
-                not in_control(uid, control_share),
-                f"{uid}-{len(decisions)}",
+                request.treated if request.treated is not None else not in_control(uid, control_share),
+                request.action_id or f"{uid}-{len(decisions)}",
                 local_hour=(ts / HOUR + u.tz_offset_h) % 24,
             )
             decisions.append(d)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,34 @@ async def consume(bootstrap: str, topic: str, *, until: int, timeout: float = 60
 async def profile(client: aioredis.Redis, dep: Deployment, canonical: str) -> dict[str, Any] | None:
     raw = await client.get(f"{dep.redis_prefix}profile:{canonical}")
     return orjson.loads(raw) if raw is not None else None
+
+
+def view_records(
+    dep: Deployment,
+    uid: str,
+    start: datetime,
+    n: int = 3,
+    *,
+    channel: str = "app",
+    item: str = "c1",
+    **extra: Any,
+) -> list[tuple[str, bytes | None, bytes | None]]:
+    """``n`` views of ``item`` by logged-in ``uid``, one second apart from ``start``: enough for
+    the foundation rule to decide on the last one."""
+    records: list[tuple[str, bytes | None, bytes | None]] = []
+    for i in range(n):
+        payload = {
+            "event_id": f"{uid}-{i}",
+            "type": "view",
+            "channel": channel,
+            "user_id": uid,
+            "item_id": item,
+            "occurred_at": (start + timedelta(seconds=i)).isoformat(),
+            "view": {"duration_s": 60, "progress": 0.3},
+            **extra,
+        }
+        records.append((dep.ingress(channel, "view"), uid.encode(), orjson.dumps(payload)))
+    return records
 
 
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:

@@ -4,14 +4,12 @@ marketing.actions."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import orjson
+from datetime import UTC, datetime
 
 from models.decision import group
 from schemas.actions import NextBestAction
 from schemas.decisions import DecisionRecord
-from tests.integration.conftest import Deployment, consume, produce
+from tests.integration.conftest import Deployment, consume, produce, view_records
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
 
@@ -28,19 +26,7 @@ async def test_control_users_are_logged_not_sent(deployment: Deployment) -> None
     worker.start()
     await worker.ready()
     treated, control = _first("treatment", 0.5), _first("control", 0.5)
-    events = []
-    for uid in (treated, control):
-        for n in range(3):
-            payload = {
-                "event_id": f"{uid}-{n}",
-                "type": "view",
-                "channel": "app",
-                "user_id": uid,
-                "item_id": "c1",
-                "occurred_at": (START + timedelta(seconds=n)).isoformat(),
-                "view": {"duration_s": 60, "progress": 0.3},
-            }
-            events.append((dep.ingress("app", "view"), uid.encode(), orjson.dumps(payload)))
+    events = view_records(dep, treated, START) + view_records(dep, control, START)
     await produce(dep.bootstrap, events)
     logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=2, timeout=60)
     records = {r.user_id: r for r in (DecisionRecord.model_validate_json(x.value) for x in logged)}

@@ -12,7 +12,7 @@ import orjson
 
 from schemas.actions import NextBestAction
 from schemas.dlq import DeadLetter
-from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
+from tests.integration.conftest import Deployment, consume, produce, profile, view_records, wait_for
 
 EVENING = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 22:30 in Shanghai (quiet hours 21:00-08:00)
 MORNING = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 08:00 the next day in Shanghai
@@ -26,19 +26,7 @@ async def test_quiet_hours_hold_an_action_and_an_unsubscribe_cancels_it(
     worker = dep.worker()
     worker.start()
     await worker.ready()
-    views = []
-    for n in range(3):
-        payload = {
-            "event_id": f"carol-{n}",
-            "type": "view",
-            "channel": "app",
-            "user_id": "carol",
-            "item_id": "c1",
-            "occurred_at": (EVENING + timedelta(seconds=n)).isoformat(),
-            "view": {"duration_s": 60, "progress": 0.3},
-            "context": {"timezone": "Asia/Shanghai"},
-        }
-        views.append((dep.ingress("app", "view"), b"carol", orjson.dumps(payload)))
+    views = view_records(dep, "carol", EVENING, context={"timezone": "Asia/Shanghai"})
     await produce(dep.bootstrap, views)
     [record] = await consume(dep.bootstrap, dep.topic("marketing.actions"), until=1, timeout=60)
     action = NextBestAction.model_validate_json(record.value)

@@ -5,7 +5,7 @@ action, without a restart."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,25 +13,9 @@ import orjson
 
 from schemas.actions import NextBestAction
 from schemas.decisions import DecisionRecord
-from tests.integration.conftest import Deployment, consume, produce, wait_for
+from tests.integration.conftest import Deployment, consume, produce, view_records, wait_for
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
-
-
-def _views(dep: Deployment, uid: str) -> list[tuple[str, bytes, bytes]]:
-    out = []
-    for n in range(3):
-        payload = {
-            "event_id": f"{uid}-{n}",
-            "type": "view",
-            "channel": "app",
-            "user_id": uid,
-            "item_id": "c1",
-            "occurred_at": (START + timedelta(seconds=n)).isoformat(),
-            "view": {"duration_s": 60, "progress": 0.3},
-        }
-        out.append((dep.ingress("app", "view"), uid.encode(), orjson.dumps(payload)))
-    return out
 
 
 def _change(paused: bool) -> bytes:
@@ -63,13 +47,13 @@ async def test_the_kill_switch_stops_and_resumes_sending_without_a_restart(deplo
     config = dep.topic("nba.config")
     await produce(dep.bootstrap, [(config, b"contact", _change(True))])
     await wait_for(lambda: kill_switch(1.0), 30, "the kill switch on")
-    await produce(dep.bootstrap, _views(dep, "paula"))
+    await produce(dep.bootstrap, view_records(dep, "paula", START))
     [first] = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=1, timeout=60)
     record = DecisionRecord.model_validate_json(first.value)
     assert record.outcome == "no_action" and record.candidates[0].removed_by == ["paused"]
 
     worker.stop()  # a restart must not decide under the environment's policy (not paused)
-    await produce(dep.bootstrap, _views(dep, "rita"))
+    await produce(dep.bootstrap, view_records(dep, "rita", START))
     worker.start()
     await worker.ready()
     logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=2, timeout=60)
@@ -78,7 +62,7 @@ async def test_the_kill_switch_stops_and_resumes_sending_without_a_restart(deplo
 
     await produce(dep.bootstrap, [(config, b"contact", _change(False))])
     await wait_for(lambda: kill_switch(0.0), 30, "the kill switch off")
-    await produce(dep.bootstrap, _views(dep, "quinn"))
+    await produce(dep.bootstrap, view_records(dep, "quinn", START))
     actions = await consume(dep.bootstrap, dep.topic("marketing.actions"), until=2, timeout=10)
     assert [NextBestAction.model_validate_json(a.value).user_id for a in actions] == ["quinn"]
     worker_log = worker.log.read_text()

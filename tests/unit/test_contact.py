@@ -212,3 +212,21 @@ def test_the_property_above_is_not_vacuous() -> None:
     assert check(out) == Counter()
     unruly = [action(str(i), "u1", "app", T0 + i * 2 * HOUR) for i in range(0, 60, 3)]
     assert sum(check(unruly).values()) > 0
+
+
+def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
+    """A simulated month with consent revocations, unsubscribes and erasures: the worker's step
+    sends actions, and the independent checker finds no violation in them; the same run checked
+    against stricter rules than the policy used does find some (the check is not vacuous)."""
+    from app.settings import Settings
+    from app.sim.policy_run import run_worker_policy
+    from app.sim.world import WorldConfig
+
+    world = WorldConfig(days=30, users=600, seed=4)
+    report = run_worker_policy(world)
+    assert report["policy.actions"] > 100
+    assert report["policy.violations"] == 0, report["policy.violations_by_rule"]
+    stricter = ContactSettings(quiet_start_hour=12, quiet_end_hour=20, channel_max_per_week=1)
+    loose = run_worker_policy(world, settings=Settings(), checker_rules=stricter)
+    assert loose["policy.violations_by_rule"].get("quiet_hours", 0) > 0
+    assert loose["policy.violations_by_rule"].get("channel_cap_week", 0) > 0

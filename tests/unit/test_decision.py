@@ -6,7 +6,7 @@ import random
 
 from models.catalog import CatalogEntry
 from models.churn import LabelRules
-from models.contact import ContactState
+from models.contact import SHADOW, ContactRules, ContactState
 from models.decision import Decision, DecisionContext, RulePolicy, decide
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -218,7 +218,11 @@ def test_control_and_holdout_users_are_decided_and_logged_but_never_sent_nor_cou
     p = Profile("u:1", by_channel={"app": 2}, item_views={"c1": [3, 1.0]})
     control = decide(ctx(p, view(3, 1.0), control_share=1.0))
     assert control.outcome == "control" and control.send is None and control.decision is not None
-    assert control.contact.log == ()  # a message never sent takes no room in the caps
+    [shadow] = control.contact.log  # counted by the caps like a send, so the groups compare
+    assert shadow[-1] == SHADOW and control.contact.settle(10 * DAY, ContactRules()).ignored == 0
+    again = decide(ctx(p, view(4, 2.0), control_share=1.0, contact=control.contact))
+    assert again.outcome == "no_action" and "cooldown" in again.candidates[0].removed_by
+    assert control.contact.cancel_all(0.0) == ()  # nothing was published, nothing to withdraw
     held = decide(ctx(p, view(3, 1.0), holdouts={"recommend_item": 1.0}))
     assert held.outcome == "holdout" and held.send is None and held.decision_id == control.decision_id
     sent = decide(ctx(p, view(3, 1.0), holdouts={"winback_offer": 1.0}))
