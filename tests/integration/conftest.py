@@ -265,6 +265,15 @@ async def profile(client: aioredis.Redis, dep: Deployment, canonical: str) -> di
     return orjson.loads(raw) if raw is not None else None
 
 
+async def started_worker(dep: Deployment, name: str = "w1") -> Worker:
+    """Create the deployment's topics, start one worker and wait until it is ready."""
+    dep.create_topics()
+    worker = dep.worker(name)
+    worker.start()
+    await worker.ready()
+    return worker
+
+
 def view_records(
     dep: Deployment,
     uid: str,

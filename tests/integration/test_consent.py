@@ -10,7 +10,7 @@ import orjson
 
 from schemas.actions import NextBestAction
 from schemas.dlq import DeadLetter
-from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
+from tests.integration.conftest import Deployment, consume, produce, profile, started_worker, wait_for
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -31,10 +31,7 @@ async def test_a_revoked_channel_is_not_used_and_invalid_consent_goes_to_the_dlq
     deployment: Deployment, redis_client: Any
 ) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    await started_worker(dep)
     revoke = {"user_id": "alice", "channel": "app", "granted": False, "at": START.isoformat()}
     await produce(
         dep.bootstrap,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from models.decision import group
 from schemas.actions import NextBestAction
 from schemas.decisions import DecisionRecord
-from tests.integration.conftest import Deployment, consume, produce, view_records
+from tests.integration.conftest import Deployment, consume, produce, started_worker, view_records
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
 
@@ -21,10 +21,7 @@ def _first(arm: str, share: float) -> str:
 async def test_control_users_are_logged_not_sent(deployment: Deployment) -> None:
     dep = deployment
     dep.extra["NBA_DECISION__CONTROL_SHARE"] = "0.5"
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    await started_worker(dep)
     treated, control = _first("treatment", 0.5), _first("control", 0.5)
     events = view_records(dep, treated, START) + view_records(dep, control, START)
     await produce(dep.bootstrap, events)

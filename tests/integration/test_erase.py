@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.actions import NextBestAction
-from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
+from tests.integration.conftest import Deployment, consume, produce, profile, started_worker, wait_for
 
 EVENING = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 22:30 in Shanghai: the action waits for 08:00
 USER, ANON = "erin-7f3a", "dev-erin-7f3a"
@@ -65,10 +65,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Any]:
 
 async def test_erase_leaves_nothing_keyed_by_the_user(deployment: Deployment, redis_client: Any) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    worker = await started_worker(dep)
     web, app = dep.ingress("web", "view"), dep.ingress("app", "view")
     before = [
         (web, ANON.encode(), _event(0, EVENING - timedelta(hours=1), "web", user=False, anon=True)),

@@ -12,7 +12,15 @@ import orjson
 
 from schemas.actions import NextBestAction
 from schemas.dlq import DeadLetter
-from tests.integration.conftest import Deployment, consume, produce, profile, view_records, wait_for
+from tests.integration.conftest import (
+    Deployment,
+    consume,
+    produce,
+    profile,
+    started_worker,
+    view_records,
+    wait_for,
+)
 
 EVENING = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 22:30 in Shanghai (quiet hours 21:00-08:00)
 MORNING = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 08:00 the next day in Shanghai
@@ -22,10 +30,7 @@ async def test_quiet_hours_hold_an_action_and_an_unsubscribe_cancels_it(
     deployment: Deployment, redis_client: Any
 ) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    await started_worker(dep)
     views = view_records(dep, "carol", EVENING, context={"timezone": "Asia/Shanghai"})
     await produce(dep.bootstrap, views)
     [record] = await consume(dep.bootstrap, dep.topic("marketing.actions"), until=1, timeout=60)

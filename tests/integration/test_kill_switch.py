@@ -13,7 +13,7 @@ import orjson
 
 from schemas.actions import NextBestAction
 from schemas.decisions import DecisionRecord
-from tests.integration.conftest import Deployment, consume, produce, view_records, wait_for
+from tests.integration.conftest import Deployment, consume, produce, started_worker, view_records, wait_for
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
 
@@ -33,10 +33,7 @@ def _change(paused: bool) -> bytes:
 
 async def test_the_kill_switch_stops_and_resumes_sending_without_a_restart(deployment: Deployment) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    worker = await started_worker(dep)
 
     async def kill_switch(expected: float) -> bool | Any:
         async with httpx.AsyncClient() as client:

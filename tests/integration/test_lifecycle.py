@@ -7,7 +7,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from schemas.lifecycle import LifecycleChange
-from tests.integration.conftest import Deployment, consume, produce, wait_for
+from tests.integration.conftest import Deployment, consume, produce, started_worker, wait_for
 
 PARTITIONS = 4
 
@@ -35,10 +35,7 @@ async def test_transitions_are_published_and_silent_users_go_dormant_without_sen
 ) -> None:
     dep = deployment
     dep.partitions = PARTITIONS
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    await started_worker(dep)
     quiet = "quiet-1"
     # everyone on every partition moves the clock on; the quiet user buys once on day 1, then stops
     clocks = []

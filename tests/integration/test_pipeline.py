@@ -11,7 +11,7 @@ import orjson
 from app.demo import demo_catalog, demo_events
 from schemas.actions import NextBestAction
 from schemas.dlq import DeadLetter
-from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
+from tests.integration.conftest import Deployment, consume, produce, profile, started_worker, wait_for
 
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
@@ -74,10 +74,7 @@ async def test_invalid_messages_go_to_the_dlq_with_reasons_while_valid_ones_flow
     deployment: Deployment, redis_client
 ) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    worker = await started_worker(dep)
 
     def ev(i: int, **over: object) -> dict[str, object]:
         base = {

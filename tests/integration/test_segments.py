@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models import checkpoint
 from models.features import profile_features
 from models.profile import Profile
-from tests.integration.conftest import Deployment, consume, produce, wait_for
+from tests.integration.conftest import Deployment, consume, produce, started_worker, wait_for
 
 FAST_LEARNING = {
     "NBA_SEGMENTS__N_SEGMENTS": "3",
@@ -166,10 +166,7 @@ async def test_two_workers_score_with_the_one_learners_snapshot_and_agree(
 async def test_a_learner_killed_mid_training_learns_every_sample_exactly_once(deployment: Deployment) -> None:
     dep = deployment
     dep.extra.update(FAST_LEARNING)
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    worker = await started_worker(dep)
     sim = asyncio.create_task(asyncio.to_thread(simulate, dep, 150, 21, 6))
     kills, deadline = 0, time.monotonic() + 180
     while kills < 2:  # SIGKILL twice while the learner has samples pending

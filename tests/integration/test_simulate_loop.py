@@ -9,15 +9,12 @@ import sys
 import orjson
 
 from schemas.feedback import Feedback
-from tests.integration.conftest import ROOT, Deployment, consume
+from tests.integration.conftest import ROOT, Deployment, consume, started_worker
 
 
 async def test_world_through_kafka_worker_and_simulated_users(deployment: Deployment) -> None:
     dep = deployment
-    dep.create_topics()
-    worker = dep.worker()
-    worker.start()
-    await worker.ready()
+    await started_worker(dep)
     sim = subprocess.run(
         [
             sys.executable,
