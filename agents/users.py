@@ -123,13 +123,12 @@ def to_record(canonical: str, v: Verdict, profile: Profile | None = None) -> Dec
     """The decision-log record of a verdict."""
     kind, uid = external_id(canonical)
     d = v.decision
-    trigger = d.trigger_event_id if d else None
     return DecisionRecord(
         decision_id=v.decision_id,
         user_id=uid,
         user_kind="user" if kind == "user" else "anonymous",
         decided_at=datetime.fromtimestamp(v.decided_at, UTC),
-        trigger_event_id=v.trigger_event_id or trigger,
+        trigger_event_id=v.trigger_event_id,
         outcome=v.outcome,
         action_id=d.action_id if d else None,
         action_type=d.action_type if d else None,

@@ -18,7 +18,8 @@ without buying it gets ``recommend_item`` for that item, with up to ``also_recom
 recommendations (:mod:`models.recommend`), on their most engaged channel that they consent to and
 that the contact policy (:mod:`models.contact`: kill switch, suppression, cooldowns, caps) allows
 at the send time, which is the decision time moved out of the user's quiet hours. Every channel
-passed over is named in ``Decision.filtered`` with the rules that removed it.
+passed over is named, with the rules that removed it, in the action's reasons and in
+``Verdict.candidates``.
 """
 
 from __future__ import annotations
@@ -88,9 +89,6 @@ class Decision:
     expires_at: float
     trigger_event_id: str | None
     model_versions: Mapping[str, str]
-    filtered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """channel -> the rules that removed it (``consent`` or a contact rule), for channels the
-    user uses that rank above the chosen one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +221,8 @@ def decide(ctx: DecisionContext) -> Verdict:
     candidates = _candidates(profile, ctx, state, kind, float(views), at)
     allowed = [c for c in candidates if not c.removed_by]
     if not allowed:
-        return Verdict(
-            None,
-            state,
-            "no_action",
-            candidates,
-            decision_id=action_id(profile.canonical, "none", trigger.dedupe_key),
-        )
+        none_id = action_id(profile.canonical, "none", trigger.dedupe_key)
+        return Verdict(None, state, "no_action", candidates, decision_id=none_id, **_when(ctx))
     channel = allowed[0].channel
     filtered = {c.channel: c.removed_by for c in candidates[: candidates.index(allowed[0])]}
     name = _name(ctx.catalog, item)
@@ -259,7 +252,6 @@ def decide(ctx: DecisionContext) -> Verdict:
         expires_at=at + policy.expiry_s,
         trigger_event_id=trigger.event_id,
         model_versions={"policy": RULE_VERSION, **ctx.model_versions},
-        filtered=filtered,
     )
     arm = group(profile.canonical, kind, ctx.control_share, ctx.holdouts)
     outcome = "sent" if arm == "treatment" else arm

@@ -47,6 +47,7 @@ def test_no_action_below_threshold_after_purchase_in_cooldown_or_without_consent
     cooled = decide(ctx(p, view(3, 2.0), contact=recent))
     assert cooled.send is None and cooled.outcome == "no_action"
     assert cooled.candidates[0].removed_by == ("cooldown",)
+    assert (cooled.decided_at, cooled.trigger_event_id) == (2.0, "e3")  # logged with its time
     assert decide(ctx(p, view(3, 2.0 + DAY), contact=recent)).send is not None
     revoked = decide(ctx(p, view(3, 2.0), consent={"app": False}))
     assert revoked.send is None and revoked.candidates[0].removed_by == ("consent",)
