@@ -28,7 +28,6 @@ from agents.runtime import Runtime
 from models import contact
 from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
-from models.contact import ContactState
 from models.decision import Decision, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -44,7 +43,16 @@ from models.profile import (
 )
 from models.recommend import Recommender
 from models.segmentation import Segmenter
-from models.user_step import Scorers, StepResult, on_consent, on_due, on_event, on_feedback, on_merged
+from models.user_step import (
+    Scorers,
+    StepResult,
+    on_consent,
+    on_due,
+    on_erase,
+    on_event,
+    on_feedback,
+    on_merged,
+)
 from schemas.actions import NextBestAction
 from schemas.decisions import Candidate as DecisionCandidate
 from schemas.decisions import DecisionRecord
@@ -296,11 +304,12 @@ def _erased(rt: Runtime, canonical: str) -> bool:
 
 async def _on_event(rt: Runtime, partition: int, msg: dict[str, Any]) -> None:
     canonical = msg["canonical"]
-    if _erased(rt, canonical):
-        metrics.ERASED_EVENTS_DROPPED.inc()
-        return
-    profile = _load(rt, canonical, create=True)
-    assert profile is not None
+    profile = _load(rt, canonical)
+    if profile is None:  # an erased id never has a profile: only a new one needs the list
+        if _erased(rt, canonical):
+            metrics.ERASED_EVENTS_DROPPED.inc()
+            return
+        profile = _cache(rt, Profile(canonical))
     if profile.merged_into is not None:  # an anonymous id folded into a user: forward
         await hop(rt, {**msg, "canonical": profile.merged_into, "via": canonical})
         return
@@ -435,9 +444,7 @@ async def _on_erase(rt: Runtime, partition: int, canonical: str, at: float) -> N
     if profile is None:
         metrics.ERASED.labels("absent").inc()
         return
-    waiting = ContactState.from_profile(
-        profile.contact, profile.ignored, profile.suppressed_until
-    ).cancel_all(at)
+    waiting = on_erase(profile, at)
     if profile.due_at is not None:
         assert rt.due is not None
         DueIndex(rt.due, partition, rt.time.due_bucket_s).unschedule(canonical, profile.due_at)

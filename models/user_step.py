@@ -358,6 +358,17 @@ def on_consent(profile: Profile, channel: str, granted: bool, at: float) -> Cont
     return ContactUpdate(True, cancelled)
 
 
+def on_erase(profile: Profile, at: float) -> tuple[tuple[Any, ...], ...]:
+    """The sends of ``profile`` still waiting for their send time when the user is erased at
+    ``at`` (each needs an ``action_cancelled``; shadow sends were never published).
+
+    >>> p = Profile("u:1", contact=[[5.0, "sms", "recommend_item", "a1", 9.0, 0]])
+    >>> [s[3] for s in on_erase(p, 4.0)], on_erase(p, 6.0)
+    (['a1'], ())
+    """
+    return _state(profile).cancel_all(at)
+
+
 def on_feedback(profile: Profile, kind: str, action_id: str, channel: str, at: float) -> ContactUpdate:
     """Apply a sender's feedback on ``action_id`` to the contact state.
 

@@ -45,7 +45,7 @@ from app.violations import check
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile
-from models.user_step import ContactUpdate, StepConfig, on_consent, on_event, on_feedback
+from models.user_step import ContactUpdate, StepConfig, on_consent, on_erase, on_event, on_feedback
 from schemas.validate import Accepted, ValidationPolicy, validate
 
 CHANNELS = frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
@@ -107,10 +107,7 @@ class StepPolicy:
             profile = self.profiles.pop(uid, None)
             self.erased.add(uid)
             if profile is not None:  # its waiting sends are withdrawn, as the worker does
-                for s in profile.contact:
-                    if s[0] >= at:
-                        self.actions.append({"event": "action_cancelled", "action_id": s[3], "user_id": uid})
-                        self.cancelled += 1
+                self._withdraw(uid, ContactUpdate(True, on_erase(profile, at)))
 
     def __call__(self, value: dict[str, Any], ts: float) -> ActionRequest | None:
         uid = value.get("user_id")
