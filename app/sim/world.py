@@ -395,7 +395,7 @@ class World:
         # the next part of a series the user bought pulls strongly
         if u.bought and rng.random() < 0.45:
             nexts = []
-            for iid in u.bought:
+            for iid in sorted(u.bought):  # a set: its order must not depend on hashing
                 it = self.item_by_id[iid]
                 if it.series_id and it.series_part and it.series_part < 3:
                     nxt = f"{it.series_id}-p{it.series_part + 1}"
