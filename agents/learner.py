@@ -21,6 +21,9 @@ The pattern every shared model follows (segmentation, churn and value):
   after each similarity snapshot the learner rewrites, in Redis, the top-K neighbour lists of
   the items whose counts changed (``{prefix}similar:{item}``), for the web endpoint and other
   services;
+* uplift samples are decision outcomes (:mod:`models.attribution`): the uplift model learns them,
+  and the learner exports the treated-minus-control conversion per action, channel and segment,
+  with its 95% interval, as gauges (since the learner started);
 * churn and value samples are labelled snapshots; the learner scores each before learning it
   (progressive validation) and exports a rolling window's exact ROC AUC, log loss and
   calibration error, and the drifts ``ADWIN`` detects, as Prometheus metrics.
@@ -42,10 +45,11 @@ from models import checkpoint
 from models.churn import ChurnModel, Prequential
 from models.recommend import Recommender
 from models.segmentation import Segmenter
+from models.uplift_report import UpliftTally
 from schemas.dlq import Reason
 
 log = logging.getLogger(__name__)
-MODELS = ("segmentation", "churn", "value", "similarity")
+MODELS = ("segmentation", "churn", "value", "similarity", "uplift")
 
 
 class Learner:
@@ -63,6 +67,8 @@ class Learner:
         self.last_snapshot = time.monotonic()
         self.lock = asyncio.Lock()
         self.churn_window = Prequential(window=10_000)
+        self.uplift = UpliftTally()
+        """Treated against control conversion of the outcomes learned since this learner started."""
         self.neighbour_versions: dict[str, int] = {}
         """item -> the row version of its neighbour list in Redis."""
 
@@ -72,6 +78,7 @@ class Learner:
             "churn": self.rt.learner.churn,
             "value": self.rt.learner.value,
             "similarity": self.rt.learner.similarity,
+            "uplift": self.rt.learner.uplift,
         }[name]()
 
     async def restore(self, upto: int) -> None:
@@ -116,6 +123,14 @@ class Learner:
                 )
         elif name == "similarity":
             model.learn_one(sample["x"])
+        elif name == "uplift":
+            model.learn_one(sample["x"], bool(sample["y"]))
+            self.uplift.add(sample)
+            for row in self.uplift.rows():
+                if row["uplift"] is not None:
+                    metrics.UPLIFT.labels(row["dimension"], row["value"]).set(row["uplift"])
+                    metrics.UPLIFT_LOW.labels(row["dimension"], row["value"]).set(row["ci95"][0])
+                    metrics.UPLIFT_HIGH.labels(row["dimension"], row["value"]).set(row["ci95"][1])
         else:
             model.learn_one(sample["x"], float(sample["y"]))
         metrics.LEARNED_SAMPLES.labels(name).inc()

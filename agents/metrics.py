@@ -126,3 +126,17 @@ CHURN_DRIFTS = Counter("nba_churn_drifts_total", "Drifts ADWIN detected in the c
 CHURN_LABELS = Counter(
     "nba_churn_labels_total", "Churn and value snapshots labelled and sent to training, by model.", ["model"]
 )
+
+OUTCOMES = Counter(
+    "nba_outcomes_total",
+    "Decision outcomes at the end of their attribution window, by the action decided, group "
+    "(treatment, control, holdout, none) and whether the item was bought.",
+    ["action", "group", "converted"],
+)
+UPLIFT = Gauge(
+    "nba_uplift",
+    "Treated minus control conversion of the decisions (learner), by dimension (action, channel, segment).",
+    ["dimension", "value"],
+)
+UPLIFT_LOW = Gauge("nba_uplift_ci_low", "Low end of nba_uplift's 95% interval.", ["dimension", "value"])
+UPLIFT_HIGH = Gauge("nba_uplift_ci_high", "High end of nba_uplift's 95% interval.", ["dimension", "value"])

@@ -18,6 +18,7 @@ from models.churn import ChurnModel, ValueModel
 from models.clock import PartitionClock
 from models.recommend import Recommender
 from models.segmentation import Segmenter
+from models.uplift import UpliftModel
 from models.user_step import StepConfig
 from schemas.validate import ValidationPolicy
 
@@ -90,6 +91,7 @@ class LearnerRules:
     churn: Callable[[], ChurnModel] = ChurnModel
     value: Callable[[], ValueModel] = ValueModel
     similarity: Callable[[], Recommender] = Recommender
+    uplift: Callable[[], UpliftModel] = UpliftModel
     neighbours_k: int = 10
     """Neighbours per item in the Redis lists."""
     snapshot_every: int = 1_000

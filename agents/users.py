@@ -26,6 +26,7 @@ from agents import metrics
 from agents.dlq import each_event
 from agents.runtime import Runtime
 from models import contact
+from models.attribution import learnable
 from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
 from models.decision import Decision, Verdict
@@ -43,6 +44,7 @@ from models.profile import (
 )
 from models.recommend import Recommender
 from models.segmentation import Segmenter
+from models.uplift import UpliftModel
 from models.user_step import (
     Scorers,
     StepResult,
@@ -53,7 +55,7 @@ from models.user_step import (
     on_feedback,
     on_merged,
 )
-from schemas.actions import NextBestAction
+from schemas.actions import NextBestAction, Offer
 from schemas.decisions import Candidate as DecisionCandidate
 from schemas.decisions import DecisionRecord
 from schemas.lifecycle import LifecycleChange
@@ -113,8 +115,10 @@ def to_action(canonical: str, d: Decision, profile: Profile | None = None) -> Ne
         user_id=uid,
         user_kind="user" if kind == "user" else "anonymous",
         action_type=d.action_type,
+        action=d.action or None,
         channel=d.channel,
         item_ids=list(d.item_ids),
+        offer=Offer(kind="coupon", value=d.offer_value, cost=d.offer_cost) if d.offer_value else None,
         score=d.score,
         reasons=list(d.reasons),
         model_versions=dict(d.model_versions),
@@ -140,12 +144,20 @@ def to_record(canonical: str, v: Verdict, profile: Profile | None = None) -> Dec
         outcome=v.outcome,
         action_id=d.action_id if d else None,
         action_type=d.action_type if d else None,
+        action=(d.action or None) if d else None,
         channel=d.channel if d else None,
         item_ids=list(d.item_ids) if d else [],
         send_at=datetime.fromtimestamp(d.send_at, UTC) if d else None,
         candidates=[
             DecisionCandidate(
-                action_type=c.action_type, channel=c.channel, score=c.score, removed_by=list(c.removed_by)
+                action_type=c.action_type,
+                channel=c.channel,
+                score=c.score,
+                removed_by=list(c.removed_by),
+                action=c.action or None,
+                uplift=c.uplift,
+                p_convert=c.p_convert,
+                offer=c.offer,
             )
             for c in v.candidates
         ],
@@ -200,12 +212,21 @@ def _scorers(rt: Runtime) -> Scorers:
         churn=churn if isinstance(churn, ChurnModel) else None,
         value=value if isinstance(value, ValueModel) else None,
         recommender=rec.attach(rt.catalog) if isinstance(rec, Recommender) else None,
+        uplift=uplift if isinstance(uplift := m.get("uplift"), UpliftModel) else None,
     )
 
 
 async def _train(rt: Runtime, model: str, x: Any, at: float, **label: Any) -> None:
     """Send one sample of ``model`` to the learner (``y=`` for a labelled one)."""
     await rt.training.send(value=orjson.dumps({"model": model, "x": x, **label, "at": at}))
+
+
+async def _send_outcomes(rt: Runtime, outcomes: Iterable[dict[str, Any]]) -> None:
+    """Count decision outcomes; send the learnable ones to the learner (model ``uplift``)."""
+    for outcome in outcomes:
+        metrics.OUTCOMES.labels(outcome["decided"], outcome["group"], str(bool(outcome["y"])).lower()).inc()
+        if learnable(outcome):
+            await rt.training.send(value=orjson.dumps({"model": "uplift", **outcome}))
 
 
 async def _send_labelled(rt: Runtime, labelled: Iterable[Labelled]) -> None:
@@ -253,6 +274,7 @@ async def _advance(rt: Runtime, partition: int, ts: float) -> None:
             _store(rt, profile)
             await _publish_changes(rt, profile, woken.transitions)
             await _send_labelled(rt, woken.labelled)
+            await _send_outcomes(rt, woken.outcomes)
 
 
 def _step(rt: Runtime, partition: int, profile: Profile, facts: EventFacts) -> StepResult | None:
@@ -289,6 +311,7 @@ async def _emit(rt: Runtime, profile: Profile, result: StepResult, ts: float, ar
         metrics.TRAINING_SAMPLES.inc()
         await _train(rt, "segmentation", result.sample, ts)
     await _send_labelled(rt, result.labelled)
+    await _send_outcomes(rt, result.outcomes)
     if result.interaction is not None:
         await _train(rt, "similarity", result.interaction, ts)
     if result.verdict is not None:
@@ -389,6 +412,7 @@ async def _on_merge(rt: Runtime, partition: int, canonical: str, source: dict[st
     _store(rt, profile)  # before any await (see _load)
     await _publish_changes(rt, profile, woken.transitions)
     await _send_labelled(rt, woken.labelled)
+    await _send_outcomes(rt, woken.outcomes)
     now_ms = int(time.time() * 1000)
     for result, ts in applied:
         await _emit(rt, profile, result, ts, now_ms)

@@ -360,19 +360,23 @@ async def _respond(settings: Settings, users: dict[str, tuple[str, int]], second
 
 
 @main.command()
-@click.argument("section", type=click.Choice(["contact", "decision"]))
+@click.argument("section", type=click.Choice(["contact", "decision", "catalog"]))
 @click.argument("values", required=False)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="catalog: the YAML file.")
 @click.option("--by", "changed_by", required=True, help="Who makes the change (audit).")
 @click.option("--reason", required=True, help="Why (audit).")
 @click.option("--reset", is_flag=True, help="Return the section to the environment's values.")
-def policy(section: str, values: str | None, changed_by: str, reason: str, reset: bool) -> None:
-    """Change the contact policy or control groups of running workers, without a restart.
+def policy(
+    section: str, values: str | None, path: str | None, changed_by: str, reason: str, reset: bool
+) -> None:
+    """Change the contact policy, control groups or action catalog of running workers, without a restart.
 
     \b
     nba policy contact '{"paused": true}' --by alice --reason "incident 42"   (kill switch on)
     nba policy contact '{"paused": false}' --by alice --reason "resolved"
     nba policy decision '{"control_share": 0.1}' --by bob --reason "Q3 measurement"
     nba policy contact --reset --by alice --reason "back to the deployment's settings"
+    nba policy catalog --file actions.yaml --by carol --reason "spring winback offer"
     """
     from datetime import UTC, datetime
 
@@ -380,8 +384,12 @@ def policy(section: str, values: str | None, changed_by: str, reason: str, reset
     from schemas.config import PolicyChange
 
     settings = _settings()
+    if section == "catalog" and path is not None:
+        from app.action_catalog import load_file
+
+        values = load_file(path).model_dump_json()  # a malformed catalog stops here, naming its line
     if reset == (values is not None):
-        raise click.UsageError("give either VALUES (a JSON object) or --reset")
+        raise click.UsageError("give either VALUES (a JSON object), --file (catalog) or --reset")
     payload = None
     if values is not None:
         change = PolicyChange(
@@ -393,9 +401,15 @@ def policy(section: str, values: str | None, changed_by: str, reason: str, reset
         )
         from app.policy_config import section_with
 
-        section_with(settings, section, change.values)  # refuse a bad change here already
+        if section == "catalog":
+            from schemas.action_catalog import ActionCatalog
+
+            ActionCatalog.model_validate(change.values)  # refuse a bad change here already
+        else:
+            section_with(settings, section, change.values)  # refuse a bad change here already
         payload = change.model_dump_json().encode()
-    click.echo(f"audit: {section} {'reset' if reset else values} by {changed_by}: {reason}")
+    shown = f"file {path}" if path else ("reset" if reset else values)
+    click.echo(f"audit: {section} {shown} by {changed_by}: {reason}")
     asyncio.run(_produce(settings, TopicNames.of(settings).config, section.encode(), payload))
 
 

@@ -1,8 +1,10 @@
-"""Contact policy and control groups of a running worker, changed through ``nba.config``.
+"""Contact policy, control groups and action catalog of a running worker, changed through ``nba.config``.
 
 Every worker follows the compacted topic from the beginning (:func:`app.compacted.follow`). The
 newest record per section overrides the environment's values of the fields it names; a
-tombstone returns the section to the environment. A change is applied whole or not at all: a
+tombstone returns the section to the environment. A ``catalog`` record holds a whole action
+catalog, which replaces the running one (a tombstone returns to the deployment's file). A change
+is applied whole or not at all: a
 record that does not validate (unknown section or field, a value out of range) is logged and
 counted and changes nothing. Every applied change is logged with who made it and why
 (``nba_policy_changes_total``, ``nba_kill_switch``). The worker's per-user step reads
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from agents import metrics
 from app.settings import Settings
 from models.user_step import StepConfig
+from schemas.action_catalog import ActionCatalog
 from schemas.config import PolicyChange
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ class PolicyFollower:
         self.apply_step = apply
         self.build = build
         self.overrides: dict[str, dict[str, Any]] = {}
+        """section -> fields over the environment's (``catalog``: the whole catalog)."""
         self.effective = base
 
     def apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
@@ -59,7 +64,13 @@ class PolicyFollower:
             change = PolicyChange.model_validate_json(value)
             if change.section != section:
                 raise ValueError(f"record keyed {section!r} changes section {change.section!r}")
-            overrides = {**self.overrides, section: {**self.overrides.get(section, {}), **change.values}}
+            if section == "catalog":  # a whole catalog replaces the running one
+                overrides = {
+                    **self.overrides,
+                    section: ActionCatalog.model_validate(change.values).model_dump(),
+                }
+            else:
+                overrides = {**self.overrides, section: {**self.overrides.get(section, {}), **change.values}}
             self._use(
                 overrides,
                 f"{section} {change.values} by {change.changed_by} at {change.at.isoformat()}: "
@@ -70,9 +81,15 @@ class PolicyFollower:
             log.error("policy change at offset %d refused, nothing changed: %s", offset, str(exc)[:500])
 
     def _use(self, overrides: dict[str, dict[str, Any]], audit: str) -> None:
-        updates = {name: section_with(self.base, name, values) for name, values in overrides.items()}
+        updates = {
+            name: section_with(self.base, name, values)
+            for name, values in overrides.items()
+            if name != "catalog"
+        }
         effective = self.base.model_copy(update=updates)
         step = self.build(effective)  # validated above; building cannot half-apply
+        if "catalog" in overrides and step.actions is not None:
+            step = replace(step, actions=ActionCatalog.model_validate(overrides["catalog"]))
         self.overrides, self.effective = overrides, effective
         self.apply_step(step)
         metrics.POLICY_CHANGES.inc()

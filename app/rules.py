@@ -8,6 +8,7 @@ from typing import Any
 
 from river import tree
 
+from app.action_catalog import load_file
 from app.settings import Settings
 from models.churn import ChurnModel, LabelRules, ValueModel
 from models.contact import ContactRules
@@ -17,7 +18,9 @@ from models.lifecycle import LifecyclePolicy
 from models.recommend import RecConfig, Recommender
 from models.segmentation import Segmenter
 from models.similarity import Blend, CoOccurrence
+from models.uplift import UpliftModel
 from models.user_step import StepConfig
+from schemas.action_catalog import ActionCatalog
 
 
 def step_config(settings: Settings) -> StepConfig:
@@ -36,7 +39,15 @@ def step_config(settings: Settings) -> StepConfig:
         train_min_events=seg.train_min_events,
         labels=label_rules(settings),
         history=settings.similarity.fan_out,
+        actions=action_catalog(settings),
     )
+
+
+def action_catalog(settings: Settings) -> ActionCatalog | None:
+    """The action catalog of the learned policy (``None``: the foundation rule decides); a malformed
+    catalog raises :class:`~schemas.errors.ConfigError` naming its line."""
+    d = settings.decision
+    return load_file(d.catalog_path) if d.policy == "learned" else None
 
 
 def contact_rules(settings: Settings) -> ContactRules:
@@ -74,6 +85,11 @@ def new_churn(settings: Settings) -> ChurnModel:
     c = settings.churn
     classifier = tree.HoeffdingAdaptiveTreeClassifier(seed=42) if c.classifier == "hoeffding" else None
     return ChurnModel(classifier, calibration_lr=c.calibration_lr, drift_delta=c.drift_delta)
+
+
+def new_uplift(actions: ActionCatalog) -> UpliftModel:
+    """A fresh uplift model with the catalog's prior."""
+    return UpliftModel(prior_uplift=actions.prior_uplift, prior_weight=actions.prior_weight)
 
 
 def new_value(settings: Settings) -> ValueModel:

@@ -223,8 +223,17 @@ class EraseSettings(BaseModel):
 
 
 class DecisionSettings(BaseModel):
-    """Control groups (see models/decision.py): their decisions are made and logged on
-    marketing.decisions like the others, and never sent."""
+    """The policy and its control groups (see models/arbitration.py and models/decision.py): control
+    and holdout decisions are made and logged on marketing.decisions like the others, never sent."""
+
+    policy: Literal["learned", "rule"] = Field(
+        "learned",
+        description="learned: arbitration over the action catalog by learned uplift, with exploration; "
+        "rule: the foundation rule (recommend_item after repeated views).",
+    )
+    catalog_path: Path | None = Field(
+        None, description="The action catalog (YAML); the shipped app/actions.yaml if unset."
+    )
 
     control_share: float = Field(
         0.05,

@@ -156,10 +156,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             names.config,
             1,
             compacted,
-            key="settings section (contact, decision)",
+            key="section (contact, decision, catalog)",
             schema="policy_change.v1",
             producer="operators (nba policy)",
-            consumer="worker (every instance): contact policy and control groups without a restart",
+            consumer="worker (every instance): contact policy, control groups and action catalog without a restart",
         ),
         TopicSpec(
             names.catalog,

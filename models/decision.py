@@ -89,6 +89,12 @@ class Decision:
     expires_at: float
     trigger_event_id: str | None
     model_versions: Mapping[str, str]
+    action: str = ""
+    """The catalog action's name (the learned policy); empty for the foundation rule."""
+    offer_value: float = 0.0
+    """Coupon value (base currency), 0 without an offer."""
+    offer_cost: float = 0.0
+    """Expected cost of the coupon: its value times the expected conversion if sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,16 @@ class Candidate:
     score: float
     removed_by: tuple[str, ...] = ()
     """``consent`` or contact rules (see :func:`models.contact.blocked`); empty: it was allowed."""
+    action: str = ""
+    """The catalog action's name (the learned policy); empty for the foundation rule."""
+    uplift: float | None = None
+    """Expected uplift in conversion probability (the learned policy)."""
+    offer: float = 0.0
+    """Coupon value of the action for this user (the learned policy)."""
+    p_convert: float | None = None
+    """Expected conversion probability if sent (the learned policy)."""
+    value: float = 0.0
+    """Value of a conversion (the learned policy: the catalog's, else the item's price)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,8 @@ class Profile:
     """Event time of the newest churn/value score (an event, or the daily tick while silent)."""
     pending: list[list[Any]] = field(default_factory=list)
     """Feature snapshots waiting for their churn and value labels (see :mod:`models.churn`)."""
+    exposures: list[list[Any]] = field(default_factory=list)
+    """Decisions waiting for the end of their attribution window (see :mod:`models.attribution`)."""
     merged_into: str | None = None
     """Set on an anonymous profile folded into a user: its events are forwarded there, and its
     state is kept as it was at the merge so that a redelivered link can re-send the merge."""
@@ -213,7 +215,7 @@ class Profile:
 
 
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
-_PRIVATE_FIELDS = frozenset({"seen", "dedupe_floor", "merged_from", "parked", "pending"})
+_PRIVATE_FIELDS = frozenset({"seen", "dedupe_floor", "merged_from", "parked", "pending", "exposures"})
 _PUBLIC_FIELDS = tuple(n for n in _PROFILE_FIELDS if n not in _PRIVATE_FIELDS)
 
 
@@ -472,6 +474,8 @@ def merge_into(target: Profile, source: Profile) -> bool:
     # the anonymous id's pending snapshots go on being labelled by the user's activity
     target.pending = sorted(target.pending + [list(s) for s in source.pending], key=lambda s: s[0])
     del target.pending[:-MAX_PENDING]
+    target.exposures = sorted(target.exposures + [list(s) for s in source.exposures], key=lambda s: s[0])
+    del target.exposures[:-MAX_PENDING]
     target.seen.update(source.seen)
     target.dedupe_floor = max(target.dedupe_floor, source.dedupe_floor)
     target.seen = {k: v for k, v in target.seen.items() if v > target.dedupe_floor}

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from models import attribution, lifecycle
 from models import churn as churn_mod
-from models import lifecycle
+from models.arbitration import LearnedPolicy
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, LabelRules, ValueModel, churn_features
 from models.clock import is_backfill
@@ -34,6 +35,8 @@ from models.lifecycle import LifecyclePolicy, Transition
 from models.profile import Applied, Profile, apply_consent, apply_event
 from models.recommend import Recommendation, Recommender, recent_interactions
 from models.segmentation import Segmenter
+from models.uplift import UpliftModel
+from schemas.action_catalog import ActionCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class StepConfig:
     labels: LabelRules = field(default_factory=LabelRules)
     history: int = 20
     """How many of a user's recent items pair with a new interaction and seed recommendations."""
+    actions: ActionCatalog | None = None
+    """The action catalog: decide with the learned policy (:mod:`models.arbitration`); ``None``:
+    with the foundation rule (``rule``)."""
 
 
 INTERACTIONS = frozenset(("click", "view", "share", "purchase"))
@@ -72,6 +78,7 @@ class Scorers:
     value: ValueModel | None = None
     recommender: Recommender | None = None
     """Attached to the catalog by whoever serves it."""
+    uplift: UpliftModel | None = None
 
     @property
     def versions(self) -> dict[str, str]:
@@ -81,6 +88,7 @@ class Scorers:
             ("churn", self.churn),
             ("value", self.value),
             ("similarity", self.recommender),
+            ("uplift", self.uplift),
         )
         for name, model in named:
             if model is not None:
@@ -97,6 +105,8 @@ class Woken:
 
     transitions: tuple[Transition, ...] = ()
     labelled: tuple[Labelled, ...] = ()
+    outcomes: tuple[dict[str, Any], ...] = ()
+    """Decision outcomes whose attribution window ended (see :mod:`models.attribution`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +127,8 @@ class StepResult:
     """Snapshots whose labels this event's watermark handed out, for the shared models to learn."""
     interaction: dict[str, Any] | None = None
     """What the shared similarity model learns from this event (with the user's recent items)."""
+    outcomes: tuple[dict[str, Any], ...] = ()
+    """Decision outcomes this event settled (a conversion, or windows it closed), for the uplift model."""
 
 
 class _LazyRandom(random.Random):
@@ -177,6 +189,7 @@ def next_wake(profile: Profile, cfg: StepConfig) -> float | None:
             lifecycle.next_wake(profile, cfg.lifecycle),
             _next_tick(profile, cfg.labels),
             churn_mod.next_label_time(profile, cfg.labels),
+            _window_end(profile),
         )
         if t is not None
     ]
@@ -196,13 +209,19 @@ def _score(profile: Profile, now: float, x: dict[str, float], models: Scorers, c
     churn_mod.snapshot(profile, now, x, risk, value, cfg.labels)
 
 
+def _window_end(profile: Profile) -> float | None:
+    """Just after the next attribution window ends (its outcome is then known)."""
+    end = attribution.next_time(profile)
+    return end + 1.0 if end is not None else None
+
+
 def _wake(
     profile: Profile, at: float, cfg: StepConfig, models: Scorers
-) -> tuple[Transition | None, list[Labelled]]:
+) -> tuple[Transition | None, list[Labelled], list[dict[str, Any]]]:
     change = lifecycle.update(profile, at, cfg.lifecycle)
     if at == _next_tick(profile, cfg.labels):
         _score(profile, at, churn_features(profile, at), models, cfg)
-    return change, churn_mod.on_watermark(profile, at, cfg.labels)
+    return change, churn_mod.on_watermark(profile, at, cfg.labels), attribution.on_time(profile, at)
 
 
 def reschedule(
@@ -214,24 +233,26 @@ def reschedule(
     crawls)."""
     changes: list[Transition] = []
     labelled: list[Labelled] = []
+    outcomes: list[dict[str, Any]] = []
     woke_at = None
     while True:
         at = next_wake(profile, cfg)
         if at is None or at == profile.due_at:
-            return Woken(tuple(changes), tuple(labelled))
+            return Woken(tuple(changes), tuple(labelled), tuple(outcomes))
         if watermark is not None and at <= watermark and at != woke_at:  # (never loop on one time)
             woke_at = at
-            change, done = _wake(profile, at, cfg, models)
+            change, done, settled = _wake(profile, at, cfg, models)
             profile.due_at = None
             if change is not None:
                 changes.append(change)
             labelled += done
+            outcomes += settled
             continue
         previous, profile.due_at = profile.due_at, at
         if previous is None or due.bucket(previous) != due.bucket(at):
             # a later time in the same bucket needs no new entry: the bucket fires after both
             due.schedule(profile.canonical, at)
-        return Woken(tuple(changes), tuple(labelled))
+        return Woken(tuple(changes), tuple(labelled), tuple(outcomes))
 
 
 def on_event(
@@ -264,6 +285,9 @@ def on_event(
     if outcome is not Applied.applied:
         return StepResult(outcome)
     assert profile.last_seen is not None
+    outcomes = attribution.on_time(profile, facts.ts)
+    if facts.type == "purchase":
+        outcomes += attribution.on_purchase(profile, facts.item_id, facts.ts)
     churn_mod.on_activity(profile, facts.ts, facts.spend, cfg.labels)
     changes = []
     change = lifecycle.update(profile, profile.last_seen, cfg.lifecycle)
@@ -289,33 +313,36 @@ def on_event(
         moved=moved,
         labelled=labelled,
         interaction=interaction_sample(profile, facts, cfg.history),
+        outcomes=(*outcomes, *woken.outcomes),
     )
     if is_backfill(facts.ts, watermark, cfg.backfill_max_age_s):
         return replace(result, backfill=True)
-    verdict = decide(
-        DecisionContext(
-            profile=profile,
-            now=facts.ts,
-            rng=seeded_rng(profile.canonical, facts.dedupe_key),
-            contact=_state(profile),
-            rules=cfg.contact,
-            consent=profile.consented,
-            catalog=catalog or {},
-            trigger=facts,
-            policy=cfg.rule,
-            predictions={
-                k: v
-                for k, v in (("churn", profile.churn_risk), ("value", profile.value_30d))
-                if v is not None
-            },
-            model_versions=models.versions,
-            recommendations=_recommendations(profile, facts, cfg.history, models.recommender),
-            control_share=cfg.control_share,
-            holdouts=cfg.holdouts,
-        )
+    ctx = DecisionContext(
+        profile=profile,
+        now=facts.ts,
+        rng=seeded_rng(profile.canonical, facts.dedupe_key),
+        contact=_state(profile),
+        rules=cfg.contact,
+        consent=profile.consented,
+        catalog=catalog or {},
+        trigger=facts,
+        policy=cfg.rule,
+        predictions={
+            k: v for k, v in (("churn", profile.churn_risk), ("value", profile.value_30d)) if v is not None
+        },
+        model_versions=models.versions,
+        recommendations=_recommendations(profile, facts, cfg.history, models.recommender),
+        control_share=cfg.control_share,
+        holdouts=cfg.holdouts,
     )
+    if cfg.actions is not None:
+        verdict, exposure = LearnedPolicy(cfg.actions, models.uplift).decide(ctx)
+    else:
+        verdict, exposure = decide(ctx), None
     if cfg.send_enabled:
         _put(profile, verdict.contact)
+        if exposure is not None:
+            attribution.expose(profile, exposure)
     logged = verdict if verdict.outcome != "none" else None
     return replace(result, decision=verdict.send, verdict=logged)
 
@@ -486,4 +513,4 @@ def on_merged(
     woken = reschedule(profile, due, watermark, cfg, models)
     if change is None:
         return woken
-    return Woken((change, *woken.transitions), woken.labelled)
+    return Woken((change, *woken.transitions), woken.labelled, woken.outcomes)

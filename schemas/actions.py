@@ -39,6 +39,11 @@ class NextBestAction(BaseModel):
     )
     user_kind: Literal["user", "anonymous"] = "user"
     action_type: str = Field(min_length=1, max_length=64, description="e.g. recommend_item.")
+    action: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The catalog action's name, if the learned policy chose it (added in v1.1).",
+    )
     channel: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     item_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     offer: Offer | None = None

@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-SECTIONS = ("contact", "decision")
-"""Settings sections that can change at run time (``NBA_CONTACT__*``, ``NBA_DECISION__*``)."""
+SECTIONS = ("contact", "decision", "catalog")
+"""What can change at run time: settings sections (``NBA_CONTACT__*``, ``NBA_DECISION__*``) and the
+action catalog (``catalog``: the record's values are a whole catalog, which replaces the running one)."""
 
 
 class PolicyChange(BaseModel):
@@ -22,9 +23,10 @@ class PolicyChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
-    section: Literal["contact", "decision"]
+    section: Literal["contact", "decision", "catalog"]
     values: dict[str, Any] = Field(
-        description='Fields of the section and their new values, e.g. {"paused": true} (the kill switch).'
+        description='Fields of the section and their new values, e.g. {"paused": true} (the kill switch); '
+        "for catalog, a whole action catalog (action_catalog.v1)."
     )
     changed_by: str = Field(min_length=1, max_length=128, description="Who made the change (audit).")
     reason: str = Field(min_length=1, max_length=1000, description="Why (audit).")

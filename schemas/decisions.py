@@ -30,6 +30,16 @@ class Candidate(BaseModel):
         description="Why it could not be chosen: 'consent', 'paused', 'suppressed', 'cooldown', 'cap_day', "
         "'cap_week', 'channel_cap_day', 'channel_cap_week'. Empty: allowed.",
     )
+    action: str | None = Field(
+        default=None, max_length=64, description="The catalog action's name (learned policy; v1.1)."
+    )
+    uplift: float | None = Field(
+        default=None, description="Expected uplift in conversion probability (v1.1)."
+    )
+    p_convert: float | None = Field(
+        default=None, description="Expected conversion probability if sent (v1.1)."
+    )
+    offer: float = Field(default=0.0, ge=0, description="Coupon value for this user (v1.1).")
 
 
 class DecisionRecord(BaseModel):
@@ -50,6 +60,9 @@ class DecisionRecord(BaseModel):
     outcome: Literal["sent", "no_action", "control", "holdout"]
     action_id: str | None = Field(default=None, max_length=64, description="Set unless no_action.")
     action_type: str | None = Field(default=None, max_length=64)
+    action: str | None = Field(
+        default=None, max_length=64, description="The catalog action's name (learned policy; v1.1)."
+    )
     channel: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
     item_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     send_at: AwareDatetime | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel
 
+from schemas.action_catalog import ActionCatalog
 from schemas.actions import NextBestAction
 from schemas.catalog import CatalogItem
 from schemas.config import PolicyChange
@@ -21,6 +22,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "event.v1": Event,
     "catalog_item.v1": CatalogItem,
     "next_best_action.v1": NextBestAction,
+    "action_catalog.v1": ActionCatalog,
     "decision.v1": DecisionRecord,
     "dead_letter.v1": DeadLetter,
     "consent.v1": ConsentEvent,

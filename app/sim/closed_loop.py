@@ -5,7 +5,8 @@ day's records in delivery order and may act; a sent action is delivered, opened,
 unsubscribe the user from that channel (a consent revocation), adds to their fatigue (which
 raises their churn hazard), and with the true extra probability causes a purchase of the
 recommended item within two days. Users who would have bought anyway still do: the organic
-behaviour goes on. Users in the control group (a deterministic share by hash) are decided for
+behaviour goes on. An action is delivered at its ``send_at`` (else at once); the user's local
+hour then changes their response. Users in the control group (a deterministic share by hash) are decided for
 and logged, never sent.
 
 :class:`ResponseModel` is the truth: ``p_extra(persona, action_type, channel, offer, local hour)``, the real
@@ -147,6 +148,8 @@ class ActionRequest:
     """The policy's own id for the action (feedback names it); else the loop makes one."""
     treated: bool | None = None
     """The policy's own control-group draw (``False``: log, do not send); else the loop's."""
+    send_at: float | None = None
+    """When the action is delivered (the policy's ``send_at``); else at once."""
 
 
 @dataclass(slots=True)
@@ -160,6 +163,8 @@ class Decision:
     local_hour: float
     """The user's local hour when the action was (or would have been) sent."""
     converted: bool = False
+    caused: bool = False
+    """The action caused a purchase (the true response model drew one, and the user could buy)."""
 
 
 Policy = Callable[[dict[str, Any], float], ActionRequest | None]
@@ -218,14 +223,15 @@ def run_closed_loop(
             request = policy(value, ts)
             if request is None:
                 continue
+            at = request.send_at if request.send_at is not None else ts
             d = Decision(
                 uid,
                 u.persona.name,
-                ts,
+                at,
                 request,
                 request.treated if request.treated is not None else not in_control(uid, control_share),
                 request.action_id or f"{uid}-{len(decisions)}",
-                local_hour=(ts / HOUR + u.tz_offset_h) % 24,
+                local_hour=(at / HOUR + u.tz_offset_h) % 24,
             )
             decisions.append(d)
             open_decisions[uid] = [x for x in open_decisions[uid] if x.at + window_s >= ts] + [d]
@@ -264,5 +270,5 @@ def _send(world: World, u: UserState, d: Decision, response: ResponseModel) -> l
         u.consent[req.channel] = False
     p_extra = response.p_extra(u.persona.name, req.action_type, req.channel, req.offer_value, d.local_hour)
     if req.item_id and rng.random() < p_extra:
-        world.inject_purchase(u, req.item_id, t + rng.uniform(HOUR, 2 * DAY), req.channel)
+        d.caused = world.inject_purchase(u, req.item_id, t + rng.uniform(HOUR, 2 * DAY), req.channel)
     return out

@@ -31,21 +31,40 @@ Clock: event time (the world's).
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.rules import step_config
+from app.rules import new_recommender, new_uplift, step_config
 from app.settings import ContactSettings, Settings
-from app.sim.closed_loop import ActionRequest, run_closed_loop
-from app.sim.world import WorldConfig
+from app.sim.closed_loop import ActionRequest, ResponseModel, run_closed_loop
+from app.sim.world import TIMEZONES, World, WorldConfig
 from app.violations import check
+from models.attribution import learnable
+from models.catalog import CatalogEntry
+from models.clock import PartitionClock
+from models.contact import send_time
 from models.due import DueIndex
 from models.facts import EventFacts
+from models.offpolicy import Logged
 from models.profile import Profile
-from models.user_step import ContactUpdate, StepConfig, on_consent, on_erase, on_event, on_feedback
+from models.recommend import Recommender
+from models.uplift import UpliftModel
+from models.user_step import (
+    ContactUpdate,
+    Scorers,
+    StepConfig,
+    StepResult,
+    on_consent,
+    on_due,
+    on_erase,
+    on_event,
+    on_feedback,
+)
+from schemas.action_catalog import ActionCatalog
 from schemas.validate import Accepted, ValidationPolicy, validate
 
 CHANNELS = frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
@@ -74,6 +93,41 @@ class StepPolicy:
     timezones: dict[str, str] = field(default_factory=dict)
     cancelled: int = 0
     validation: ValidationPolicy = field(default_factory=lambda: ValidationPolicy(channels=CHANNELS))
+    catalog: dict[str, CatalogEntry] = field(default_factory=dict)
+    uplift: UpliftModel | None = None
+    """The learned policy's uplift model, learned here from each outcome as the learner would."""
+    recommender: Recommender | None = None
+    """The similarity model, learned here from each interaction as the learner would."""
+    clock: PartitionClock = field(default_factory=PartitionClock)
+    lateness_s: float = 3600.0
+    points: list[dict[str, Any]] = field(default_factory=list)
+    """Every decision of the learned policy with allowed choices: what it could pick and did."""
+    outcomes: dict[str, bool] = field(default_factory=dict)
+    """decision id -> whether its item was bought within the attribution window."""
+
+    @property
+    def models(self) -> Scorers:
+        return Scorers(recommender=self.recommender, uplift=self.uplift)
+
+    def _learn(self, outcomes: tuple[dict[str, Any], ...]) -> None:
+        for o in outcomes:
+            self.outcomes[o["decision_id"]] = bool(o["y"])
+            if self.uplift is not None and learnable(o):
+                self.uplift.learn_one(o["x"], bool(o["y"]))
+
+    def _tick(self, ts: float) -> None:
+        """Advance the watermark; wake the users whose due time it passed (as the worker does)."""
+        if not self.clock.observe(ts, lateness_s=self.lateness_s) or self.clock.watermark is None:
+            return
+        members, self.clock.next_due_bucket = self.due.pop_due(
+            self.clock.watermark, self.clock.next_due_bucket
+        )
+        for member in members:
+            profile = self.profiles.get(member.removeprefix("u:"))
+            if profile is not None:
+                woken = on_due(profile, self.clock.watermark, self.due, self.cfg, self.models)
+                if woken is not None:
+                    self._learn(woken.outcomes)
 
     def _profile(self, uid: str) -> Profile:
         return self.profiles.setdefault(uid, Profile(f"u:{uid}"))
@@ -125,9 +179,22 @@ class StepPolicy:
         if event.context is not None and event.context.timezone:
             self.timezones[uid] = event.context.timezone
         profile = self._profile(uid)
-        verdict = on_event(
-            profile, EventFacts.from_event(event, result.spend), watermark=None, due=self.due, cfg=self.cfg
-        ).verdict
+        self._tick(ts)
+        step = on_event(
+            profile,
+            EventFacts.from_event(event, result.spend),
+            watermark=self.clock.watermark,
+            due=self.due,
+            cfg=self.cfg,
+            catalog=self.catalog,
+            models=self.models,
+        )
+        self._learn(step.outcomes)
+        if self.recommender is not None and step.interaction is not None:
+            self.recommender.learn_one(step.interaction)
+        verdict = step.verdict
+        if verdict is not None and self.cfg.actions is not None:
+            self._point(uid, ts, step, event.item_id)
         if verdict is None or verdict.decision is None or verdict.outcome not in ("sent", "control"):
             return None
         d = verdict.decision
@@ -144,29 +211,113 @@ class StepPolicy:
                 }
             )
         treated = verdict.outcome == "sent"
-        return ActionRequest(d.action_type, d.channel, d.item_ids[0], action_id=d.action_id, treated=treated)
+        return ActionRequest(
+            d.action_type,
+            d.channel,
+            d.item_ids[0],
+            offer_value=d.offer_value,
+            action_id=d.action_id,
+            treated=treated,
+            send_at=d.send_at,
+        )
+
+    def _point(self, uid: str, ts: float, step: StepResult, item: str | None) -> None:
+        verdict, actions = step.verdict, self.cfg.actions
+        assert verdict is not None and actions is not None
+        allowed = [c for c in verdict.candidates if not c.removed_by]
+        if not allowed:
+            return
+        profile = self.profiles[uid]
+        views = profile.item_views.get(item, [0, 0.0])[0] if item is not None else 0
+        fires = views >= self.cfg.rule.views_threshold and item not in profile.bought
+        channels = {c.channel for c in allowed}
+        rule_channel = next((ch for ch in profile.channels_by_engagement() if ch in channels), None)
+        rule_arm = next(
+            (i for i, c in enumerate(allowed) if (spec := actions.get(c.action)) and spec.item == "viewed"),
+            None,
+        )
+        d = verdict.decision
+        chosen = next(
+            (
+                i
+                for i, c in enumerate(allowed)
+                if d is not None and (c.action, c.channel) == (d.action, d.channel)
+            ),
+            None,
+        )
+        self.points.append(
+            {
+                "user_id": uid,
+                "at": ts,
+                "send_at": send_time(self.cfg.contact, ts, profile.timezone),
+                "decision_id": verdict.decision_id,
+                "outcome": verdict.outcome,
+                "allowed": [
+                    (c.action, c.action_type, c.channel, c.offer, c.score, c.uplift, c.p_convert, c.value)
+                    for c in allowed
+                ],
+                "chosen": chosen,
+                "rule_channel": rule_channel if fires else None,
+                "rule_arm": rule_arm if fires else None,
+                "propensity": verdict.propensity,
+                "explored": verdict.explored,
+            }
+        )
 
 
-def run_worker_policy(
+@dataclass
+class PolicyRun:
+    figures: dict[str, Any]
+    policy: StepPolicy
+    truth: dict[str, Any]
+    caused: dict[str, bool] = field(default_factory=dict)
+    """action id -> whether the sent action caused a purchase (the simulator's truth)."""
+
+
+def run_policy(
     config: WorldConfig,
     *,
     control_share: float = 0.5,
     settings: Settings | None = None,
     checker_rules: ContactSettings | None = None,
-) -> dict[str, Any]:
-    """Run the world with the worker's step deciding; the figures above. The checker uses the
-    same contact settings as the policy unless ``checker_rules`` says otherwise."""
+    actions: ActionCatalog | None = None,
+    learn: bool = True,
+) -> PolicyRun:
+    """Run the world with the worker's step deciding: the foundation rule, or the learned policy
+    over ``actions`` (with its uplift model learned from outcomes unless ``learn`` is false, and
+    the similarity model learned from interactions). The checker uses the same contact settings
+    as the policy (with the catalog's cooldowns) unless ``checker_rules`` says otherwise."""
     settings = settings or Settings()
-    # the worker's own control group (decided and logged, never sent, no contact recorded)
-    policy = StepPolicy(replace(step_config(settings), control_share=control_share, holdouts={}))
+    cfg = replace(step_config(settings), control_share=control_share, holdouts={}, actions=actions)
+    truth = World(config).truth()
+    catalog = {
+        i["item_id"]: CatalogEntry(
+            i["title"],
+            float(i["price"]),
+            i["category"],
+            series_id=i["series_id"],
+            series_part=i["series_part"],
+        )
+        for i in truth["catalog"]
+    }
+    policy = StepPolicy(
+        cfg,
+        catalog=catalog,
+        uplift=new_uplift(actions) if actions is not None and learn else None,
+        recommender=new_recommender(settings).attach(catalog) if actions is not None else None,
+    )
     res = run_closed_loop(config, policy, on_record=policy.on_record)
+    rules = checker_rules or settings.contact
+    if actions is not None:
+        own = {a.name: a.cooldown_days for a in actions.actions if a.cooldown_days is not None}
+        rules = rules.model_copy(update={"cooldown_days": {**own, **rules.cooldown_days}})
     violations = check(
         policy.actions,
         consent=policy.consent,
         erase=policy.erase,
         feedback=policy.feedback,
         timezones=policy.timezones,
-        rules=checker_rules or settings.contact,
+        rules=rules,
     )
     (ct, nt), (cc, nc) = res.conversion(True), res.conversion(False)
     first: dict[str, Any] = {}
@@ -175,15 +326,100 @@ def run_worker_policy(
     ft = [d.converted for d in first.values() if d.treated]
     fc = [d.converted for d in first.values() if not d.treated]
     sent = sum(1 for a in policy.actions if a["event"] == "action")
-    return {
+    figures = {
         "policy.actions": sent,
         "policy.cancelled": policy.cancelled,
         "policy.violations": sum(violations.values()),
         "policy.violations_by_rule": {rule: n for rule, n in sorted(violations.items()) if n},
         "policy.decisions": {"treated": nt, "control": nc},
-        **_uplift("policy.rule_uplift", ct, nt, cc, nc),
-        **_uplift("policy.rule_uplift_first", sum(ft), len(ft), sum(fc), len(fc)),
+        **_uplift("policy.measured_uplift", ct, nt, cc, nc),
+        **_uplift("policy.measured_uplift_first", sum(ft), len(ft), sum(fc), len(fc)),
     }
+    if actions is not None:
+        figures |= compare(policy.points, truth["users"], ResponseModel())
+    return PolicyRun(figures, policy, truth, {d.action_id: d.caused for d in res.decisions if d.treated})
+
+
+def run_worker_policy(config: WorldConfig, **kwargs: Any) -> dict[str, Any]:
+    """:func:`run_policy`'s figures."""
+    return run_policy(config, **kwargs).figures
+
+
+def compare(points: list[dict[str, Any]], users: dict[str, Any], response: ResponseModel) -> dict[str, Any]:
+    """Expected incremental conversions (the true response model's uplift of what would be sent)
+    of four policies at the learned policy's decision points, each choosing among the same
+    allowed (action, channel) choices: the learned policy's pick (nothing counts 0), the oracle
+    (the choice of highest true uplift), a uniformly random choice, and the foundation rule
+    (``recommend_item`` on the most engaged allowed channel where it fires, else nothing).
+
+    The learned policy maximises value, not conversions: ``policy.value`` and
+    ``policy.oracle_value`` (the oracle choosing by true uplift times value, less coupons, or
+    nothing) compare it on its own objective; ``policy.random_value`` is the random policy's."""
+    offsets = {name: offset for name, offset, _ in TIMEZONES}
+    total = dict.fromkeys(
+        (
+            "policy.uplift",
+            "policy.oracle_uplift",
+            "policy.random_uplift",
+            "policy.rule_uplift",
+            "policy.value",
+            "policy.oracle_value",
+            "policy.random_value",
+        ),
+        0.0,
+    )
+    for point in points:
+        user = users[point["user_id"]]
+        persona = user["persona"]
+        hour = (point["send_at"] / 3600 + offsets.get(user["timezone"], 8)) % 24
+        allowed = point["allowed"]
+        true = [response.p_extra(persona, kind, ch, offer, hour) for _, kind, ch, offer, *_ in allowed]
+        # incremental value: the true uplift times the conversion's value, less the coupon paid on
+        # the conversions it would be used for (the policy's own baseline estimate plus the uplift)
+        value = [u * a[7] - a[3] * (a[6] - a[5] + u) for u, a in zip(true, allowed, strict=True)]
+        if point["chosen"] is not None:
+            total["policy.uplift"] += true[point["chosen"]]
+            total["policy.value"] += value[point["chosen"]]
+        total["policy.oracle_uplift"] += max(true)
+        total["policy.oracle_value"] += max(0.0, *value)
+        total["policy.random_uplift"] += statistics.fmean(true)
+        total["policy.random_value"] += statistics.fmean(value)
+        if point["rule_channel"] is not None:
+            total["policy.rule_uplift"] += response.p_extra(
+                persona, "recommend_item", point["rule_channel"], 0.0, hour
+            )
+    out: dict[str, Any] = {k: round(v, 3) for k, v in total.items()}
+    out["policy.decision_points"] = len(points)
+    out["policy.explored"] = sum(1 for p in points if p["explored"])
+    out["policy.oracle_value_share"] = round(
+        total["policy.value"] / max(total["policy.oracle_value"], 1e-9), 4
+    )
+    out["policy.oracle_share"] = round(total["policy.uplift"] / max(total["policy.oracle_uplift"], 1e-9), 4)
+    return out
+
+
+def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
+    """The learned policy's decisions that it made itself (not control or holdout users'), whose
+    attribution window has closed, as an off-policy evaluation log (rewards: conversions), and
+    at each the foundation rule's choice (``None``: the rule does not act there)."""
+    log, rule = [], []
+    for point in policy.points:
+        if point["outcome"] not in ("sent", "no_action") or point["decision_id"] not in policy.outcomes:
+            continue
+        allowed = point["allowed"]
+        best = max(range(len(allowed)), key=lambda i: allowed[i][4])
+        log.append(
+            Logged(
+                n=len(allowed),
+                chosen=point["chosen"],
+                propensity=point["propensity"],
+                reward=float(policy.outcomes[point["decision_id"]]),
+                predicted=tuple(a[6] for a in allowed),
+                predicted_none=allowed[best][6] - allowed[best][5],
+            )
+        )
+        rule.append(point["rule_arm"])
+    return log, rule
 
 
 def _uplift(name: str, ct: int, nt: int, cc: int, nc: int) -> dict[str, Any]:
@@ -192,3 +428,47 @@ def _uplift(name: str, ct: int, nt: int, cc: int, nc: int) -> dict[str, Any]:
     se = math.sqrt(pt * (1 - pt) / max(nt, 1) + pc * (1 - pc) / max(nc, 1))
     lo, hi = pt - pc - 1.96 * se, pt - pc + 1.96 * se
     return {name: round(pt - pc, 5), f"{name}_ci95": [round(lo, 5), round(hi, 5)]}
+
+
+def rule_catalog(actions: ActionCatalog) -> ActionCatalog:
+    """The foundation rule written in the catalog's terms: the viewed-item actions only, no
+    exploration, always sent, on the most engaged allowed channel (with no uplift model every
+    choice scores the prior, and the first allowed channel in engagement order wins)."""
+    return actions.model_copy(
+        update={
+            "version": f"{actions.version}-rule",
+            "actions": [a for a in actions.actions if a.item == "viewed"],
+            "exploration": 0.0,
+            "min_score": -1e9,
+        }
+    )
+
+
+def control_estimate(run: PolicyRun) -> dict[str, Any]:
+    """What the control group measures, against the simulator's truth, per user (intention to
+    treat): users are assigned to treatment or control by hash; a user's outcome is the number
+    of their decisions' items they bought within the attribution window (each purchase converts
+    one decision, the latest before it). The estimate is the treated users' mean minus the
+    control users' mean, with its 95% interval; the truth is the mean number of purchases the
+    actions sent to treated users caused (the response model drew one and the user could buy)."""
+    policy = run.policy
+    users: dict[str, dict[str, Any]] = {}
+    for point in policy.points:
+        if point["outcome"] not in ("sent", "control") or point["chosen"] is None:
+            continue
+        user = users.setdefault(point["user_id"], {"group": point["outcome"], "y": 0, "caused": 0})
+        user["y"] += int(policy.outcomes.get(point["decision_id"], False))
+        user["caused"] += int(run.caused.get(point["decision_id"], False))
+    treated = [u for u in users.values() if u["group"] == "sent"]
+    control = [u for u in users.values() if u["group"] == "control"]
+    yt, yc = [float(u["y"]) for u in treated], [float(u["y"]) for u in control]
+    est = statistics.fmean(yt) - statistics.fmean(yc)
+    half = 1.96 * math.sqrt(statistics.variance(yt) / len(yt) + statistics.variance(yc) / len(yc))
+    true_uplift = statistics.fmean(float(u["caused"]) for u in treated)
+    return {
+        "control.estimate": round(est, 5),
+        "control.estimate_ci95": [round(est - half, 5), round(est + half, 5)],
+        "control.true_uplift": round(true_uplift, 5),
+        "control.covers": bool(est - half <= true_uplift <= est + half),
+        "control.users": {"treated": len(treated), "control": len(control)},
+    }

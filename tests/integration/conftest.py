@@ -86,6 +86,7 @@ class Deployment:
             NBA_REDIS__KEY_PREFIX=self.redis_prefix,
             # tests count the actions their users get: no control group unless a test asks for one
             NBA_DECISION__CONTROL_SHARE="0",
+            NBA_DECISION__POLICY="rule",  # tests of the learned policy set "learned"
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra)

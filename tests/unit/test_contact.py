@@ -230,3 +230,21 @@ def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     loose = run_worker_policy(world, settings=Settings(), checker_rules=stricter)
     assert loose["policy.violations_by_rule"].get("quiet_hours", 0) > 0
     assert loose["policy.violations_by_rule"].get("channel_cap_week", 0) > 0
+
+
+def test_the_learned_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
+    """The learned policy (catalog, cooldowns per action, exploration) checked the same way."""
+    from app.action_catalog import load_file
+    from app.settings import Settings
+    from app.sim.policy_run import run_worker_policy
+    from app.sim.world import WorldConfig
+
+    world, actions = WorldConfig(days=30, users=400, seed=5), load_file()
+    report = run_worker_policy(world, control_share=0.1, actions=actions)
+    assert report["policy.actions"] > 100 and report["policy.explored"] > 10
+    assert report["policy.violations"] == 0, report["policy.violations_by_rule"]
+    stricter = ContactSettings(default_cooldown_days=10)  # the catalog's own cooldowns are shorter
+    loose = run_worker_policy(
+        world, control_share=0.1, actions=actions, settings=Settings(), checker_rules=stricter
+    )
+    assert loose["policy.violations_by_rule"].get("cooldown", 0) > 0

@@ -1,0 +1,119 @@
+"""Purchases attributed to decisions within a window, in event time: the uplift model's labels.
+
+Promises
+--------
+* Every decision point of the learned policy leaves an exposure in the profile
+  (:class:`models.arbitration.Exposure`): the item, the action sent (or ``none``: control,
+  holdout, or the policy chose nothing), the features known at the decision, and the window's
+  end. Exposures live inside the profile, so they are stored, recovered, merged and erased with
+  it; at most ``max_pending`` per user (the oldest is dropped first).
+* A purchase of the exposure's item at event time in ``(at, until]`` converts it: its outcome
+  (``y`` true) is handed out at once. If several exposures of the item are open, only the latest
+  before the purchase converts (last touch): one purchase is one conversion. An exposure whose
+  window the user's clock (an event, or a due time) has passed without one is handed out with
+  ``y`` false.
+* :func:`learnable`: the uplift model learns from treated exposures and from control and holdout
+  ones (random by hash, so a clean baseline), not from decisions where the policy chose nothing
+  (those follow earlier sends to the same user, whose effect would count as the baseline's); their
+  outcomes still serve off-policy evaluation.
+* An outcome is a plain dict, what the learner's training topic carries: ``x`` (the features
+  with ``action``, ``channel`` and ``offer``), ``y``, ``decision_id``, ``group``, ``at``, and
+  what was decided (``decided``, ``decided_channel``, sent or not) with the user's ``segment``,
+  for the uplift report (:mod:`models.uplift_report`).
+
+Clock: event time (the user's events and due times).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.arbitration import Exposure
+from models.profile import MAX_PENDING, Profile
+
+AT, UNTIL, DECISION, ITEM, ACTION, CHANNEL, OFFER, GROUP, X, DECIDED, DECIDED_CHANNEL = range(11)
+
+
+def expose(profile: Profile, e: Exposure, max_pending: int = MAX_PENDING) -> None:
+    """Keep ``e`` until its window ends (a redelivered decision is kept once).
+
+    >>> p = Profile("u:1")
+    >>> e = Exposure("d1", "c1", "recommend_item", "app", 0.0, {"item_views": 3.0}, 10.0, 20.0, "treatment")
+    >>> expose(p, e); expose(p, e); len(p.exposures)
+    1
+    """
+    if any(s[DECISION] == e.decision_id for s in profile.exposures):
+        return
+    entry = [
+        e.at,
+        e.until,
+        e.decision_id,
+        e.item,
+        e.action_type,
+        e.channel,
+        e.offer,
+        e.group,
+        dict(e.x),
+        e.decided,
+        e.decided_channel,
+    ]
+    profile.exposures = sorted([*profile.exposures, entry], key=lambda s: (s[AT], s[DECISION]))
+    del profile.exposures[:-max_pending]
+
+
+def _outcome(s: list[Any], y: bool) -> dict[str, Any]:
+    x = {**s[X], "action": s[ACTION], "channel": s[CHANNEL], "offer": s[OFFER]}
+    segment = s[X].get("segment", -1.0)
+    return {
+        "x": x,
+        "y": y,
+        "decision_id": s[DECISION],
+        "group": s[GROUP],
+        "at": s[AT],
+        "decided": s[DECIDED],
+        "decided_channel": s[DECIDED_CHANNEL],
+        "segment": int(segment) if segment >= 0 else None,
+    }
+
+
+def on_purchase(profile: Profile, item: str | None, ts: float) -> list[dict[str, Any]]:
+    """Outcomes a purchase of ``item`` at ``ts`` converts.
+
+    >>> p = Profile("u:1")
+    >>> expose(p, Exposure("d1", "c1", "none", "", 0.0, {}, 10.0, 20.0, "control"))
+    >>> on_purchase(p, "c2", 15.0), [o["y"] for o in on_purchase(p, "c1", 15.0)], p.exposures
+    ([], [True], [])
+    """
+    if item is None:
+        return []
+    open_ = [s for s in profile.exposures if s[ITEM] == item and s[AT] < ts <= s[UNTIL]]
+    if not open_:
+        return []
+    last = max(open_, key=lambda s: (s[AT], s[DECISION]))
+    profile.exposures = [s for s in profile.exposures if s is not last]
+    return [_outcome(last, True)]
+
+
+def learnable(outcome: dict[str, Any]) -> bool:
+    """Whether the uplift model learns from ``outcome`` (see the module docstring)."""
+    return bool(outcome["group"] != "none")
+
+
+def on_time(profile: Profile, now: float) -> list[dict[str, Any]]:
+    """Outcomes whose window ended before event time ``now`` without a conversion.
+
+    >>> p = Profile("u:1")
+    >>> expose(p, Exposure("d1", "c1", "none", "", 0.0, {}, 10.0, 20.0, "control"))
+    >>> on_time(p, 20.0), [o["y"] for o in on_time(p, 20.5)]
+    ([], [False])
+    """
+    done = [s for s in profile.exposures if s[UNTIL] < now]
+    if not done:
+        return []
+    profile.exposures = [s for s in profile.exposures if s[UNTIL] >= now]
+    return [_outcome(s, False) for s in done]
+
+
+def next_time(profile: Profile) -> float | None:
+    """When the next window ends (a due time: a silent user's outcome must not wait for them)."""
+    return min((s[UNTIL] for s in profile.exposures), default=None)
