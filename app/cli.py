@@ -288,15 +288,28 @@ def _policy(settings: Settings) -> Any:
     "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report."
 )
 @click.option("--horizon-days", default=14.0, show_default=True, help="Churn horizon H (event time).")
+@click.option(
+    "--decisions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A decision log (JSONL of decision.v1): add off-policy estimates of other policies.",
+)
+@click.option(
+    "--outcomes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The decisions' outcomes (JSONL of nba.training uplift samples), with --decisions.",
+)
 def evaluate(
     path: Path,
     truth: Path | None,
     json_out: Path | None,
     html_out: Path | None,
     horizon_days: float,
+    decisions: Path | None,
+    outcomes: Path | None,
     **mapping_options: Any,
 ) -> None:
-    """Prequential evaluation of the models on a log, offline (no Kafka)."""
+    """Prequential evaluation of the models on a log, offline (no Kafka); with a decision log, the
+    inverse-propensity and doubly robust estimates of other policies from it."""
     from app.evaluate import EvalConfig, render_html, render_table
     from app.evaluate import evaluate as run_evaluate
     from app.logs import Mapping
@@ -310,6 +323,10 @@ def evaluate(
         policy=_policy(_settings()),
         cfg=EvalConfig(horizon_s=horizon_days * 86_400),
     )
+    if decisions is not None:
+        if outcomes is None:
+            raise click.UsageError("--decisions needs --outcomes")
+        report |= _offpolicy_figures(decisions, outcomes)
     click.echo(render_table(report))
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -357,6 +374,94 @@ async def _respond(settings: Settings, users: dict[str, tuple[str, int]], second
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+def _jsonl(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _offpolicy_figures(decisions: Path, outcomes: Path) -> dict[str, Any]:
+    """``offpolicy.<policy>.<ips|dr>`` (mean conversion per decision) from a decision log."""
+    from app.action_catalog import load_file
+    from app.policy_report import offpolicy
+    from schemas.decisions import DecisionRecord
+
+    records = [DecisionRecord.model_validate_json(v) for v in _jsonl(decisions)]
+    samples = [orjson.loads(v) for v in _jsonl(outcomes)]
+    by_id = {s["decision_id"]: bool(s["y"]) for s in samples if s.get("model", "uplift") == "uplift"}
+    ope = offpolicy(records, by_id, load_file(_settings().decision.catalog_path))
+    out: dict[str, Any] = {"offpolicy.decisions": ope["decisions"], "offpolicy.logged": ope.get("logged")}
+    for name, est in ope.items():
+        if isinstance(est, dict):
+            out[f"offpolicy.{name}.ips"] = est["ips"][0]
+            out[f"offpolicy.{name}.dr"] = est["dr"][0]
+            out[f"offpolicy.{name}.dr_ci95"] = [est["dr"][1], est["dr"][2]]
+    return out
+
+
+@main.command()
+@click.option(
+    "--decisions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL of decision.v1 (else the topic).",
+)
+@click.option(
+    "--outcomes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL of outcomes (else nba.training).",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Action catalog (else the deployment's).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("nba-report.html"),
+    show_default=True,
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the figures as JSON.",
+)
+def report(
+    decisions: Path | None, outcomes: Path | None, catalog_path: Path | None, out: Path, json_out: Path | None
+) -> None:
+    """Uplift per action, channel and segment, and off-policy estimates, as an HTML report.
+
+    \b
+    nba report                       # from marketing.decisions and nba.training
+    nba report --decisions d.jsonl --outcomes o.jsonl --out report.html
+    """
+    from app.action_catalog import load_file
+    from app.compacted import read_all
+    from app.kafka import client_kwargs
+    from app.policy_report import build, render_html
+    from app.topics import TopicNames
+    from schemas.decisions import DecisionRecord
+
+    settings = _settings()
+    names = TopicNames.of(settings)
+
+    raw_decisions = (
+        _jsonl(decisions) if decisions else asyncio.run(read_all(names.decisions, client_kwargs(settings)))
+    )
+    raw_outcomes = (
+        _jsonl(outcomes) if outcomes else asyncio.run(read_all(names.training, client_kwargs(settings)))
+    )
+    records = [DecisionRecord.model_validate_json(v) for v in raw_decisions if v]
+    samples = [
+        s for s in (orjson.loads(v) for v in raw_outcomes if v) if s.get("model", "uplift") == "uplift"
+    ]
+    figures = build(records, samples, load_file(catalog_path or settings.decision.catalog_path))
+    out.write_text(render_html(figures))
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    click.echo(f"{len(records)} decisions, {len(samples)} outcomes: wrote {out}")
 
 
 @main.command()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def follow(
@@ -59,6 +60,31 @@ async def read_range(
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)
             out += [(r.offset, r.value) for r in batch.get(tp, []) if r.offset < end]
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def read_all(topic: str, client_kwargs: dict[str, Any]) -> list[bytes | None]:
+    """Every record of ``topic`` (all partitions) from the beginning to its end at the call."""
+    admin = AIOKafkaAdminClient(**client_kwargs)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_kwargs)
+    await consumer.start()
+    out: list[bytes | None] = []
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                out += [r.value for r in batch.get(tp, []) if r.offset < ends[tp]]
     finally:
         await consumer.stop()
     return out

@@ -159,7 +159,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             key="section (contact, decision, catalog)",
             schema="policy_change.v1",
             producer="operators (nba policy)",
-            consumer="worker (every instance): contact policy, control groups and action catalog without a restart",
+            consumer="worker (every instance): contact policy, control groups and action catalog, "
+            "without a restart",
         ),
         TopicSpec(
             names.catalog,

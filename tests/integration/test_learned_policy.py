@@ -5,6 +5,8 @@ malformed one is refused whole."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +75,25 @@ async def test_learned_decisions_outcomes_and_catalog_changes(deployment: Deploy
         return any(s["decision_id"] == record.action_id and s["y"] is True for s in uplift) or uplift
 
     await wait_for(outcome, 60, "the decision's conversion on nba.training")
+
+    # nba report reads the decision log and the outcomes from the topics
+    out = dep.tmp / "report.json"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from app.cli import main; main()",
+        "report",
+        "--out",
+        str(dep.tmp / "r.html"),
+    ]
+    done = subprocess.run(
+        [*cmd, "--json", str(out)], env=dep.env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = orjson.loads(out.read_bytes())
+    assert figures["decisions"] == {"sent": 1} and figures["offpolicy"]["decisions"] == 1
+    assert figures["offpolicy"]["logged"] == 1.0  # the one decision converted
+    assert "<svg" in (dep.tmp / "r.html").read_text() or figures["uplift"][0]["uplift"] is None
 
     # marketing raises the bar: nothing clears it, so the next user gets nothing (bar exploration)
     changed = load_file().model_copy(update={"version": "raised-bar", "min_score": 1e9, "exploration": 0.0})
