@@ -1,6 +1,9 @@
-"""Cost of one decision on one core: the contact check alone, and ``decide`` end to end on a view
-that triggers an action (candidates over the user's channels, consent, contact rules, quiet
-hours, the control-group draw and the action), for users with a contact log of several sends.
+"""Cost of one decision on one core: the contact check alone, the foundation rule's ``decide``
+and the learned policy's (:class:`models.arbitration.LearnedPolicy` over the shipped catalog,
+with an uplift model that has learned 20,000 outcomes) end to end on a view that triggers an
+action (eligibility, candidates over the user's channels, consent, contact rules, quiet hours,
+uplift scores, the exploration and control-group draws and the action), for users with a
+contact log of several sends.
 
     python -m bench.decision --users 2000 --rounds 20
 
@@ -19,10 +22,14 @@ from typing import Any
 
 import orjson
 
+from app.action_catalog import load_file
+from models.arbitration import LearnedPolicy
 from models.contact import ContactRules, ContactState, blocked
 from models.decision import DecisionContext, decide
 from models.facts import EventFacts
 from models.profile import Profile
+from models.recommend import Recommendation
+from models.uplift import UpliftModel
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
@@ -38,6 +45,8 @@ def _user(i: int, rng: random.Random) -> tuple[Profile, ContactState]:
         by_channel={c: rng.randint(1, 20) for c in channels},
         item_views={"c1": [3, T0]},
         timezone=rng.choice(["Asia/Shanghai", "America/Los_Angeles", None]),
+        stage=rng.choice(["activation", "retention", "at_risk", "loyalty"]),
+        purchases=rng.randint(0, 4),
         consent={c: [rng.random() > 0.2, T0 - DAY] for c in channels},
     )
     state = ContactState()
@@ -64,32 +73,47 @@ def main(users: int, rounds: int, seed: int) -> dict[str, Any]:
                 blocked(rules, state, "recommend_item", c, at=T0)
     checks = rounds * sum(len(p.by_channel) for p, _ in people)
     check_us = (time.process_time() - started) / checks * 1e6
-    timings, outcomes = [], {}
-    for r in range(rounds):
-        for p, state in people:
-            trigger = EventFacts(event_id=f"e{r}", type="view", channel="app", ts=T0 + r, item_id="c1")
-            ctx = DecisionContext(
-                profile=p,
-                now=T0 + r,
-                rng=random.Random(0),
-                trigger=trigger,
-                contact=state,
-                consent=p.consented,
-                control_share=0.05,
-            )
-            t = time.perf_counter()
-            v = decide(ctx)
-            timings.append(time.perf_counter() - t)
-            outcomes[v.outcome] = outcomes.get(v.outcome, 0) + 1
-    timings.sort()
+    recs = [Recommendation("c7", 0.9, "viewed together with c1"), Recommendation("c8", 0.5, "popular")]
+    model = UpliftModel()
+    for _ in range(20_000):  # outcomes of every action type on every channel
+        action = rng.choice(["none", "recommend_item", "abandoned_view_reminder", "winback_offer"])
+        x = {"item_views": float(rng.randint(0, 4)), "action": action, "channel": rng.choice(CHANNELS)}
+        model.learn_one(x, rng.random() < 0.05)
+    learned = LearnedPolicy(load_file(), model)
+
+    def run(policy: str) -> dict[str, Any]:
+        timings, outcomes = [], {}
+        for r in range(rounds):
+            for p, state in people:
+                trigger = EventFacts(event_id=f"e{r}", type="view", channel="app", ts=T0 + r, item_id="c1")
+                ctx = DecisionContext(
+                    profile=p,
+                    now=T0 + r,
+                    rng=random.Random(r),
+                    trigger=trigger,
+                    contact=state,
+                    consent=p.consented,
+                    control_share=0.05,
+                    recommendations=lambda: recs,
+                )
+                t = time.perf_counter()
+                v = decide(ctx) if policy == "rule" else learned.decide(ctx)[0]
+                timings.append(time.perf_counter() - t)
+                outcomes[v.outcome] = outcomes.get(v.outcome, 0) + 1
+        timings.sort()
+        return {
+            "mean_us": round(statistics.fmean(timings) * 1e6, 1),
+            "p50_us": round(timings[len(timings) // 2] * 1e6, 1),
+            "p99_us": round(timings[int(len(timings) * 0.99)] * 1e6, 1),
+            "outcomes": outcomes,
+        }
+
     return {
         "users": users,
         "rounds": rounds,
         "contact_check_us": round(check_us, 2),
-        "decide_mean_us": round(statistics.fmean(timings) * 1e6, 1),
-        "decide_p50_us": round(timings[len(timings) // 2] * 1e6, 1),
-        "decide_p99_us": round(timings[int(len(timings) * 0.99)] * 1e6, 1),
-        "outcomes": outcomes,
+        "rule": run("rule"),
+        "learned": run("learned"),
     }
 
 
