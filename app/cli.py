@@ -213,6 +213,20 @@ def _with_mapping_options(f: Any) -> Any:
     return f
 
 
+def _decision_log_options(f: Any) -> Any:
+    """``--decisions`` and ``--outcomes``: a decision log and its outcomes, as JSONL files."""
+    f = click.option(
+        "--outcomes",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The decisions' outcomes: JSONL of the uplift samples of nba.training.",
+    )(f)
+    return click.option(
+        "--decisions",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The decision log: JSONL of decision.v1 records (marketing.decisions).",
+    )(f)
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_with_mapping_options
@@ -288,16 +302,7 @@ def _policy(settings: Settings) -> Any:
     "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report."
 )
 @click.option("--horizon-days", default=14.0, show_default=True, help="Churn horizon H (event time).")
-@click.option(
-    "--decisions",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A decision log (JSONL of decision.v1): add off-policy estimates of other policies.",
-)
-@click.option(
-    "--outcomes",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The decisions' outcomes (JSONL of nba.training uplift samples), with --decisions.",
-)
+@_decision_log_options
 def evaluate(
     path: Path,
     truth: Path | None,
@@ -400,16 +405,7 @@ def _offpolicy_figures(decisions: Path, outcomes: Path) -> dict[str, Any]:
 
 
 @main.command()
-@click.option(
-    "--decisions",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSONL of decision.v1 (else the topic).",
-)
-@click.option(
-    "--outcomes",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSONL of outcomes (else nba.training).",
-)
+@_decision_log_options
 @click.option(
     "--catalog",
     "catalog_path",

@@ -18,18 +18,10 @@ probability ``exploration``.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ACTION_TYPES = (
-    "recommend_item",
-    "winback_offer",
-    "onboarding_nudge",
-    "abandoned_view_reminder",
-    "upsell_membership",
-    "share_reward",
-)
 ActionType = Literal[
     "recommend_item",
     "winback_offer",
@@ -38,6 +30,7 @@ ActionType = Literal[
     "upsell_membership",
     "share_reward",
 ]
+ACTION_TYPES: tuple[str, ...] = get_args(ActionType)
 Stage = Literal["acquisition", "activation", "retention", "expansion", "loyalty", "at_risk", "dormant"]
 Trigger = Literal["view", "click", "share", "purchase"]
 TRIGGERS: tuple[Trigger, ...] = ("view", "click", "share", "purchase")

@@ -24,15 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.sim.world import CHANNELS, DAY, HOUR, PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
-
-ACTION_TYPES = (
-    "recommend_item",
-    "winback_offer",
-    "onboarding_nudge",
-    "abandoned_view_reminder",
-    "upsell_membership",
-    "share_reward",
-)
+from schemas.action_catalog import ACTION_TYPES
 
 
 @dataclass(frozen=True, slots=True)

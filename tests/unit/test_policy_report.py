@@ -10,10 +10,11 @@ from app.action_catalog import load
 from app.policy_report import build, render_html
 from schemas.decisions import Candidate, DecisionRecord
 
-CATALOG = load(
+CATALOG_YAML = (
     "version: t\nactions:\n  - {name: remind, type: abandoned_view_reminder, item: viewed}\n"
     "  - {name: recommend, type: recommend_item}\n"
 )
+CATALOG = load(CATALOG_YAML)
 RATE = {"remind": 0.30, "recommend": 0.10, None: 0.05}
 
 
@@ -90,3 +91,37 @@ def test_the_report_recovers_each_actions_conversion_off_policy_and_measures_upl
     assert low <= RATE["remind"] - RATE[None] <= high
     page = render_html(figures)
     assert page.count("<svg") == 3 and "only remind" in page
+
+
+def test_nba_evaluate_adds_the_off_policy_estimates_of_a_decision_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import orjson
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.sim.output import write_jsonl
+    from app.sim.world import World, WorldConfig
+
+    records, outcomes = _log(3000)
+    decisions, results, log = tmp_path / "d.jsonl", tmp_path / "o.jsonl", tmp_path / "w.jsonl"
+    decisions.write_text("\n".join(r.model_dump_json() for r in records))
+    results.write_bytes(b"\n".join(orjson.dumps({"model": "uplift", **o}) for o in outcomes))
+    write_jsonl(World(WorldConfig(days=3, users=50, seed=1)), log)
+    report = tmp_path / "r.json"
+    args = [
+        "evaluate",
+        str(log),
+        "--decisions",
+        str(decisions),
+        "--outcomes",
+        str(results),
+        "--json",
+        str(report),
+    ]
+    catalog = tmp_path / "actions.yaml"
+    catalog.write_text(CATALOG_YAML)
+    done = CliRunner().invoke(main, args, env={"NBA_DECISION__CATALOG_PATH": str(catalog)})
+    assert done.exit_code == 0, done.output
+    figures = orjson.loads(report.read_bytes())
+    assert figures["offpolicy.decisions"] == sum(r.outcome != "control" for r in records)
+    low, high = figures["offpolicy.only remind.dr_ci95"]
+    assert low <= RATE["remind"] <= high
