@@ -288,6 +288,7 @@ class LearnedPolicy:
             stage,
             f"expected uplift {candidate.uplift:+.1%} in conversion on {channel}"
             + (f" (not sent on {blocked_channels})" if blocked_channels else ""),
+            *((self.model.explain(spec.type, option.x),) if self.model is not None else ()),
             *((f"coupon {option.offer:g} for a price-sensitive user",) if option.offer else ()),
             *(
                 (f"held until {_local(at, profile.timezone, ctx.rules)} (quiet hours)",)

@@ -207,4 +207,4 @@ class UpliftModel(base.Classifier):
         """How many outcomes the estimate of ``action`` rests on, in words."""
         sent = self.counts.get(self._keys({**x, "action": action})[0], (0, 0))[1]
         base = self.counts.get(self._keys({**x, "action": NONE})[0], (0, 0))[1]
-        return f"learned from {sent} past sends of it and {base} control outcomes"
+        return f"estimate from {sent} past sends of it and {base} control outcomes, for items viewed as often"
