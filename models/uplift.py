@@ -7,8 +7,8 @@ Promises
 * :class:`UpliftModel` estimates P(convert | no action) and P(convert | action, channel) as
   hierarchical Beta-Bernoulli rates, each level shrunk towards its parent:
 
-  - without an action: item stratum (how often the user viewed the item: 0, 1, 2, 3 or more)
-    [-> + segment];
+  - without an action: item stratum (how often the user viewed the item: 0, 1, 2, 3 or more,
+    and whether last in the past day) [-> + segment];
   - with one: action type and item stratum (whose prior is the baseline plus ``prior_uplift``)
     [-> + segment]; times the channel's factor.
 
@@ -146,7 +146,9 @@ class UpliftModel(base.Classifier):
 
     def _keys(self, x: dict[str, Any]) -> list[tuple[str, ...]]:
         """The levels ``x`` belongs to, most general first."""
-        stratum = f"views={min(int(x.get('item_views', 0.0)), 3)}"
+        views = min(int(x.get("item_views", 0.0)), 3)
+        recent = views and float(x.get("item_seen_days", 30.0)) < 1.0
+        stratum = f"views={views}" + ("/today" if recent else "")
         segment = x.get("segment")
         seg = str(int(segment)) if isinstance(segment, int | float) and segment >= 0 else "?"
         action = str(x.get("action", NONE))
