@@ -445,30 +445,56 @@ def rule_catalog(actions: ActionCatalog) -> ActionCatalog:
 
 
 def control_estimate(run: PolicyRun) -> dict[str, Any]:
-    """What the control group measures, against the simulator's truth, per user (intention to
-    treat): users are assigned to treatment or control by hash; a user's outcome is the number
-    of their decisions' items they bought within the attribution window (each purchase converts
-    one decision, the latest before it). The estimate is the treated users' mean minus the
-    control users' mean, with its 95% interval; the truth is the mean number of purchases the
-    actions sent to treated users caused (the response model drew one and the user could buy)."""
-    policy = run.policy
+    """What the control group measures, against the simulator's truth.
+
+    Per decision (``control.estimate``): the conversion of the learned policy's sent decisions
+    minus that of its control-group decisions (logged, never sent), with its 95% interval; a
+    decision converts if its item is bought within the attribution window (each purchase
+    converts one decision, the latest before it). The truth (``control.true_uplift``) is the
+    mean true extra purchase probability (the response model's) of the action chosen at the
+    same decisions, sent or not.
+
+    Per user (``control.user_*``, intention to treat): the same outcome summed per user,
+    treated users' mean minus control users'; its truth is the purchases the actions sent to a
+    treated user caused."""
+    policy, users_truth = run.policy, run.truth["users"]
+    offsets = {name: offset for name, offset, _ in TIMEZONES}
+    response = ResponseModel()
+    y: dict[str, list[float]] = {"sent": [], "control": []}
+    true: list[float] = []
     users: dict[str, dict[str, Any]] = {}
     for point in policy.points:
-        if point["outcome"] not in ("sent", "control") or point["chosen"] is None:
+        if (
+            point["outcome"] not in y
+            or point["chosen"] is None
+            or point["decision_id"] not in policy.outcomes
+        ):
             continue
-        user = users.setdefault(point["user_id"], {"group": point["outcome"], "y": 0, "caused": 0})
-        user["y"] += int(policy.outcomes.get(point["decision_id"], False))
-        user["caused"] += int(run.caused.get(point["decision_id"], False))
-    treated = [u for u in users.values() if u["group"] == "sent"]
-    control = [u for u in users.values() if u["group"] == "control"]
-    yt, yc = [float(u["y"]) for u in treated], [float(u["y"]) for u in control]
-    est = statistics.fmean(yt) - statistics.fmean(yc)
+        converted = float(policy.outcomes[point["decision_id"]])
+        y[point["outcome"]].append(converted)
+        truth = users_truth[point["user_id"]]
+        hour = (point["send_at"] / 3600 + offsets.get(truth["timezone"], 8)) % 24
+        _, kind, channel, offer, *_ = point["allowed"][point["chosen"]]
+        true.append(response.p_extra(truth["persona"], kind, channel, offer, hour))
+        user = users.setdefault(point["user_id"], {"group": point["outcome"], "y": 0.0, "caused": 0.0})
+        user["y"] += converted
+        user["caused"] += float(run.caused.get(point["decision_id"], False))
+    est = _uplift("e", int(sum(y["sent"])), len(y["sent"]), int(sum(y["control"])), len(y["control"]))
+    lo, hi = est["e_ci95"]
+    true_uplift = statistics.fmean(true)
+    yt = [u["y"] for u in users.values() if u["group"] == "sent"]
+    yc = [u["y"] for u in users.values() if u["group"] == "control"]
+    user_est = statistics.fmean(yt) - statistics.fmean(yc)
     half = 1.96 * math.sqrt(statistics.variance(yt) / len(yt) + statistics.variance(yc) / len(yc))
-    true_uplift = statistics.fmean(float(u["caused"]) for u in treated)
+    user_true = statistics.fmean(u["caused"] for u in users.values() if u["group"] == "sent")
     return {
-        "control.estimate": round(est, 5),
-        "control.estimate_ci95": [round(est - half, 5), round(est + half, 5)],
+        "control.estimate": est["e"],
+        "control.estimate_ci95": [lo, hi],
         "control.true_uplift": round(true_uplift, 5),
-        "control.covers": bool(est - half <= true_uplift <= est + half),
-        "control.users": {"treated": len(treated), "control": len(control)},
+        "control.covers": bool(lo <= true_uplift <= hi),
+        "control.decisions": {"treated": len(y["sent"]), "control": len(y["control"])},
+        "control.user_estimate": round(user_est, 5),
+        "control.user_estimate_ci95": [round(user_est - half, 5), round(user_est + half, 5)],
+        "control.user_true_uplift": round(user_true, 5),
+        "control.user_covers": bool(user_est - half <= user_true <= user_est + half),
     }
