@@ -101,8 +101,7 @@ async def test_learned_decisions_outcomes_and_catalog_changes(deployment: Deploy
     await produce(dep.bootstrap, [(config, b"catalog", _catalog_change(changed.model_dump(mode="json")))])
     await wait_for(lambda: _log_has(worker, "policy change applied: catalog"), 30, "the catalog change")
     await produce(dep.bootstrap, view_records(dep, "ben", START))
-    logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=2, timeout=60)
-    ben = DecisionRecord.model_validate_json(logged[-1].value)
+    ben = await _decision_of(dep, "ben", until=2)
     assert ben.user_id == "ben" and ben.outcome == "no_action" and ben.policy.startswith("uplift-raised-bar")
     assert ben.candidates and all(c.removed_by == [] for c in ben.candidates)  # allowed, not worth it
 
@@ -116,10 +115,16 @@ async def test_learned_decisions_outcomes_and_catalog_changes(deployment: Deploy
 
     await wait_for(rejected, 30, "the malformed catalog refused")
     await produce(dep.bootstrap, view_records(dep, "cleo", START))
-    logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=3, timeout=60)
-    cleo = DecisionRecord.model_validate_json(logged[-1].value)
+    cleo = await _decision_of(dep, "cleo", until=3)
     assert cleo.user_id == "cleo" and cleo.policy.startswith("uplift-raised-bar")  # the previous catalog
 
 
 async def _log_has(worker: Any, text: str) -> bool:
     return text in worker.log.read_text()
+
+
+async def _decision_of(dep: Deployment, user: str, until: int) -> DecisionRecord:
+    """``user``'s decision record (the topic's partitions are read in no particular order)."""
+    logged = await consume(dep.bootstrap, dep.topic("marketing.decisions"), until=until, timeout=60)
+    records = [DecisionRecord.model_validate_json(r.value) for r in logged]
+    return next(r for r in records if r.user_id == user)
