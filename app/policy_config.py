@@ -71,9 +71,10 @@ class PolicyFollower:
                 }
             else:
                 overrides = {**self.overrides, section: {**self.overrides.get(section, {}), **change.values}}
+            what = f"version {change.values.get('version')}" if section == "catalog" else change.values
             self._use(
                 overrides,
-                f"{section} {change.values} by {change.changed_by} at {change.at.isoformat()}: "
+                f"{section} {what} by {change.changed_by} at {change.at.isoformat()}: "
                 f"{change.reason} (offset {offset})",
             )
         except (ValidationError, ValueError) as exc:

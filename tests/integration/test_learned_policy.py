@@ -99,7 +99,9 @@ async def test_learned_decisions_outcomes_and_catalog_changes(deployment: Deploy
     changed = load_file().model_copy(update={"version": "raised-bar", "min_score": 1e9, "exploration": 0.0})
     config = dep.topic("nba.config")
     await produce(dep.bootstrap, [(config, b"catalog", _catalog_change(changed.model_dump(mode="json")))])
-    await wait_for(lambda: _log_has(worker, "policy change applied: catalog"), 30, "the catalog change")
+    await wait_for(
+        lambda: _log_has(worker, "applied: catalog version raised-bar by marketer"), 30, "the change"
+    )
     await produce(dep.bootstrap, view_records(dep, "ben", START))
     ben = await _decision_of(dep, "ben", until=2)
     assert ben.user_id == "ben" and ben.outcome == "no_action" and ben.policy.startswith("uplift-raised-bar")
