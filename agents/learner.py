@@ -98,8 +98,10 @@ class Learner:
         self.next_offset = min(self.upto.values()) + 1
         self.unpublished = {}
         missed = await self.rt.read_training(self.next_offset, upto) if upto > self.next_offset else []
-        for offset, value in missed:
+        for n, (offset, value) in enumerate(missed):
             self._learn(offset, value)
+            if n % 200 == 199:
+                await asyncio.sleep(0)  # a long catch-up must not hold up the worker's other agents
         log.info("learner restored %s; %d later samples read from the topic", self.upto, len(missed))
 
     def _learn(self, offset: int, value: bytes | None) -> None:
