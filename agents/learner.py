@@ -127,8 +127,7 @@ class Learner:
             model.learn_one(sample["x"])
         elif name == "uplift":
             model.learn_one(sample["x"], bool(sample["y"]))
-            self.uplift.add(sample)
-            for row in self.uplift.rows():
+            for row in self.uplift.rows(only=self.uplift.add(sample)):
                 if row["uplift"] is not None:
                     metrics.UPLIFT.labels(row["dimension"], row["value"]).set(row["uplift"])
                     metrics.UPLIFT_LOW.labels(row["dimension"], row["value"]).set(row["ci95"][0])

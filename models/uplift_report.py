@@ -10,8 +10,8 @@ Examples
 --------
 >>> t = UpliftTally()
 >>> for i in range(400):
-...     t.add({"decided": "recommend_item", "decided_channel": "app", "segment": 1,
-...            "group": "treatment" if i % 2 else "control", "y": i % 2 == 1 and i % 10 < 5})
+...     changed = t.add({"decided": "recommend_item", "decided_channel": "app", "segment": 1,
+...                       "group": "treatment" if i % 2 else "control", "y": i % 2 == 1 and i % 10 < 5})
 >>> row = t.rows()[0]
 >>> row["dimension"], row["value"], row["treated"], row["control"], row["uplift"]
 ('action', 'recommend_item', 200, 200, 0.4)
@@ -33,11 +33,12 @@ class UpliftTally:
         self.counts: dict[tuple[str, str, str], list[int]] = {}
         """(dimension, value, ``treated`` or ``control``) -> [conversions, decisions]."""
 
-    def add(self, outcome: dict[str, Any]) -> None:
-        """Count one outcome (outcomes of decisions where the policy chose nothing are skipped)."""
+    def add(self, outcome: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """Count one outcome; the (dimension, value) rows it changed (none for outcomes of decisions
+        where the policy chose nothing: they are skipped)."""
         group = outcome.get("group")
         if group not in ("treatment", "control", "holdout"):
-            return
+            return ()
         side = "treated" if group == "treatment" else "control"
         segment = outcome.get("segment")
         values = (
@@ -49,11 +50,15 @@ class UpliftTally:
             counts = self.counts.setdefault((dimension, value, side), [0, 0])
             counts[0] += int(bool(outcome.get("y")))
             counts[1] += 1
+        return values
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Per (dimension, value): decisions and conversion of each side, the uplift and its 95%
-        interval (``None`` while a side has no decisions)."""
-        keys = sorted({(d, v) for d, v, _ in self.counts}, key=lambda k: (DIMENSIONS.index(k[0]), k[1]))
+    def rows(self, only: tuple[tuple[str, str], ...] | None = None) -> list[dict[str, Any]]:
+        """Per (dimension, value) (all, or ``only`` these): decisions and conversion of each side,
+        the uplift and its 95% interval (``None`` while a side has no decisions)."""
+        keys = sorted(
+            set(only) if only is not None else {(d, v) for d, v, _ in self.counts},
+            key=lambda k: (DIMENSIONS.index(k[0]), k[1]),
+        )
         out = []
         for dimension, value in keys:
             ct, nt = self.counts.get((dimension, value, "treated"), (0, 0))
