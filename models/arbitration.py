@@ -114,16 +114,14 @@ class LearnedPolicy:
                     continue
                 why: tuple[str, ...] = () if ctx.consent.get(channel, True) else ("consent",)
                 why += blocked(rules, state, option.spec.name, channel, at=at)
-                uplift = (
-                    self.model.uplift(option.x, option.spec.type, channel)
+                uplift, sd = (
+                    self.model.uplift_sd(option.x, option.spec.type, channel)
                     if self.model is not None
-                    else catalog.prior_uplift
+                    else (catalog.prior_uplift, 0.0)
                 )
                 score = (uplift * option.value - option.offer * (p0 + uplift)) * option.spec.weight
                 if self.model is not None and catalog.optimism:
-                    high = uplift + catalog.optimism * self.model.uplift_sd(
-                        option.x, option.spec.type, channel
-                    )
+                    high = uplift + catalog.optimism * sd
                     optimistic[(option.spec.name, channel)] = (
                         high * option.value - option.offer * (p0 + high)
                     ) * option.spec.weight

@@ -193,13 +193,13 @@ class UpliftModel(base.Classifier):
         """P(convert | x, ``action`` on ``channel``) - P(convert | x, nothing)."""
         return self.p_convert(x, action, channel) - self.p_convert(x, NONE, "")
 
-    def uplift_sd(self, x: dict[str, Any], action: str, channel: str) -> float:
-        """Standard deviation of :meth:`uplift` (Beta posteriors of the two rates at their most
-        specific levels: outcomes seen plus the prior's weight)."""
+    def uplift_sd(self, x: dict[str, Any], action: str, channel: str) -> tuple[float, float]:
+        """:meth:`uplift` and its standard deviation (Beta posteriors of the two rates at their
+        most specific levels: outcomes seen plus the prior's weight), each rate computed once."""
         p1, p0 = self.p_convert(x, action, channel), self.p_convert(x, NONE, "")
         n1 = self.counts.get(self._keys({**x, "action": action})[-1], (0, 0))[1] + self.prior_weight
         n0 = self.counts.get(self._keys({**x, "action": NONE})[-1], (0, 0))[1] + self.prior_weight
-        return math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+        return p1 - p0, math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
 
     def p_convert(self, x: dict[str, Any], action: str, channel: str) -> float:
         """P(convert | x, action) (``action`` ``"none"``: without one)."""
