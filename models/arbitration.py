@@ -6,12 +6,15 @@
    stages, segments, churn risk, value, purchases and item views hold, with their item (the
    triggering item, not bought, or the user's top recommendation) and their coupon (by the
    user's price sensitivity);
-2. **contact filter**: every (action, channel) on the action's channels that the user uses, with
+2. **send time**: at once, or held for the user's most active hour (:func:`models.reach.best_send_time`);
+3. **contact filter**: every (action, channel) on the action's channels that the user uses, with
    the consent and contact rules (:func:`models.contact.blocked`, with the action's cooldown) that
    forbid it at the send time;
-3. **score** of each allowed (action, channel): ``(uplift * value - coupon * P(convert | action))
-   * weight``, the uplift from :class:`models.uplift.UpliftModel`;
-4. **choice**: the best allowed one if its score beats ``min_score``; else the best by an
+4. **score** of each allowed (action, channel): ``(uplift * value - coupon * P(convert | action))
+   * weight``, the uplift from :class:`models.uplift.UpliftModel` times the user's own channel
+   factor (:func:`models.reach.channel_factor`: how much more than an average user they open
+   messages on that channel);
+5. **choice**: the best allowed one if its score beats ``min_score``; else the best by an
    optimistic score (the uplift ``optimism`` standard deviations above its estimate) if that
    beats ``min_score`` (an action is dropped when the evidence says it does not pay, not while
    it is uncertain); else nothing. With probability ``exploration`` the choice is instead drawn
@@ -30,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from models.contact import ContactRules, blocked, send_time
+from models.contact import ContactRules, blocked
 from models.decision import (
     Candidate,
     Decision,
@@ -44,6 +47,7 @@ from models.decision import (
     model_reasons,
 )
 from models.profile import Profile
+from models.reach import best_send_time, channel_factor
 from models.uplift import NONE, UpliftModel, decision_features, last_purchase, price_sensitivity
 from schemas.action_catalog import ActionCatalog, ActionSpec
 
@@ -102,8 +106,9 @@ class LearnedPolicy:
         options = self._options(ctx)
         if not options:
             return Verdict(None, state, policy=self.version), None
-        at = send_time(ctx.rules, ctx.now, profile.timezone)
+        at, moved = best_send_time(profile, ctx.now, ctx.rules, catalog.timing)
         channels = profile.channels_by_engagement()
+        factors = self._channel_factors(profile, channels)
         scored: list[tuple[Candidate, _Option]] = []
         optimistic: dict[tuple[str, str], float] = {}
         for option in options:
@@ -119,6 +124,7 @@ class LearnedPolicy:
                     if self.model is not None
                     else (catalog.prior_uplift, 0.0)
                 )
+                uplift, sd = uplift * factors[channel], sd * factors[channel]
                 score = (uplift * option.value - option.offer * (p0 + uplift)) * option.spec.weight
                 if self.model is not None and catalog.optimism:
                     high = uplift + catalog.optimism * sd
@@ -177,7 +183,7 @@ class LearnedPolicy:
             )
             return verdict, exposure
         candidate, option = picked
-        decision = self._decision(ctx, candidate, option, at, scored, explored)
+        decision = self._decision(ctx, candidate, option, (at, moved), scored, explored)
         arm = group(profile.canonical, option.spec.name, ctx.control_share, ctx.holdouts)
         outcome = "sent" if arm == "treatment" else arm
         sent = state.sent(
@@ -210,6 +216,16 @@ class LearnedPolicy:
             **_when(ctx),
         )
         return verdict, exposure
+
+    def _channel_factors(self, profile: Profile, channels: list[str]) -> dict[str, float]:
+        """How much more than an average user this one answers on each channel (:mod:`models.reach`)."""
+        if self.model is None:
+            return dict.fromkeys(channels, 1.0)
+        cfg, model, segment = self.catalog.channels, self.model, profile.segment
+        return {
+            ch: channel_factor(profile, ch, model.answer_rate(ch, segment), model.answer_rate(ch), cfg)
+            for ch in channels
+        }
 
     def _exposure(
         self,
@@ -267,11 +283,12 @@ class LearnedPolicy:
         ctx: DecisionContext,
         candidate: Candidate,
         option: _Option,
-        at: float,
+        when: tuple[float, bool],
         scored: list[tuple[Candidate, _Option]],
         explored: bool,
     ) -> Decision:
         profile, spec = ctx.profile, option.spec
+        at, moved = when
         assert ctx.trigger is not None
         channel = candidate.channel
         others = [c for c, _ in scored if c.channel != channel and c.action == spec.name]
@@ -288,8 +305,11 @@ class LearnedPolicy:
             + (f" (not sent on {blocked_channels})" if blocked_channels else ""),
             *((self.model.explain(spec.type, option.x),) if self.model is not None else ()),
             *((f"coupon {option.offer:g} for a price-sensitive user",) if option.offer else ()),
+            *((_answers(profile, channel),) if profile.responses.get(channel, (0, 0))[0] else ()),
             *(
-                (f"held until {_local(at, profile.timezone, ctx.rules)} (quiet hours)",)
+                (f"held until {_local(at, profile.timezone, ctx.rules)}, the user's most active time of day",)
+                if moved
+                else (f"held until {_local(at, profile.timezone, ctx.rules)} (quiet hours)",)
                 if at > ctx.now
                 else ()
             ),
@@ -312,6 +332,11 @@ class LearnedPolicy:
             offer_value=option.offer,
             offer_cost=round(option.offer * (candidate.p_convert or 0.0), 4),
         )
+
+
+def _answers(profile: Profile, channel: str) -> str:
+    sent, answered = profile.responses[channel]
+    return f"opened or clicked {answered} of {sent} messages on {channel}"
 
 
 def _with_cooldown(rules: ContactRules, spec: ActionSpec) -> ContactRules:

@@ -17,7 +17,8 @@ Promises
   (those follow earlier sends to the same user, whose effect would count as the baseline's); their
   outcomes still serve off-policy evaluation.
 * An outcome is a plain dict, what the learner's training topic carries: ``x`` (the features
-  with ``action``, ``channel`` and ``offer``), ``y``, ``decision_id``, ``group``, ``at``, and
+  with ``action``, ``channel`` and ``offer``, and for a sent message ``answered``: whether it was
+  opened or clicked, :func:`mark_answered`), ``y``, ``decision_id``, ``group``, ``at``, and
   what was decided (``decided``, ``decided_channel``, sent or not) with the user's ``segment``,
   for the uplift report (:mod:`models.uplift_report`).
 
@@ -31,7 +32,7 @@ from typing import Any
 from models.arbitration import Exposure
 from models.profile import MAX_PENDING, Profile
 
-AT, UNTIL, DECISION, ITEM, ACTION, CHANNEL, OFFER, GROUP, X, DECIDED, DECIDED_CHANNEL = range(11)
+AT, UNTIL, DECISION, ITEM, ACTION, CHANNEL, OFFER, GROUP, X, DECIDED, DECIDED_CHANNEL, ANSWERED = range(12)
 
 
 def expose(profile: Profile, e: Exposure, max_pending: int = MAX_PENDING) -> None:
@@ -56,13 +57,31 @@ def expose(profile: Profile, e: Exposure, max_pending: int = MAX_PENDING) -> Non
         dict(e.x),
         e.decided,
         e.decided_channel,
+        0,
     ]
     profile.exposures = sorted([*profile.exposures, entry], key=lambda s: (s[AT], s[DECISION]))
     del profile.exposures[:-max_pending]
 
 
+def mark_answered(profile: Profile, decision_id: str) -> bool:
+    """Note that the message of ``decision_id`` was opened or clicked (its outcome will say so).
+
+    >>> p = Profile("u:1")
+    >>> expose(p, Exposure("d1", "c1", "recommend_item", "app", 0.0, {}, 10.0, 20.0, "treatment"))
+    >>> mark_answered(p, "d1"), mark_answered(p, "d2"), on_time(p, 21.0)[0]["x"]["answered"]
+    (True, False, 1.0)
+    """
+    for s in profile.exposures:
+        if s[DECISION] == decision_id:
+            s[ANSWERED:] = [1]
+            return True
+    return False
+
+
 def _outcome(s: list[Any], y: bool) -> dict[str, Any]:
     x = {**s[X], "action": s[ACTION], "channel": s[CHANNEL], "offer": s[OFFER]}
+    if s[GROUP] == "treatment":  # whether the message was read: the answer-rate label
+        x["answered"] = float(len(s) > ANSWERED and s[ANSWERED])
     segment = s[X].get("segment", -1.0)
     return {
         "x": x,

@@ -113,6 +113,10 @@ class Profile:
     """The sends that contact rules still need, oldest first (see :mod:`models.contact`)."""
     ignored: int = 0
     """Messages in a row that expired without an open or a click."""
+    responses: dict[str, list[int]] = field(default_factory=dict)
+    """channel -> [messages sent, messages answered (opened or clicked)] (see :mod:`models.reach`)."""
+    answer_hours: list[int] = field(default_factory=lambda: [0] * 24)
+    """Answered messages per local hour of the answer (as ``hours``)."""
     suppressed_until: float | None = None
     """No message before this event time (the user ignored too many in a row)."""
     seen: dict[str, float] = field(default_factory=dict)
@@ -324,7 +328,8 @@ def _bump(counters: dict[str, list[float]], key: str, ts: float, w: float, hl: t
         decay.add(counter, ts, w, hl)
 
 
-def _local_hour(ts: float, tz: str | None) -> int:
+def local_hour(ts: float, tz: str | None) -> int:
+    """The hour of day of ``ts`` in the IANA zone ``tz`` (UTC if unknown): how ``hours`` counts."""
     if tz:
         try:
             return datetime.fromtimestamp(ts, _zone(tz)).hour
@@ -353,7 +358,7 @@ def _accumulate(profile: Profile, facts: EventFacts, item: CatalogEntry | None) 
     _bump(profile.engagement, facts.channel, ts, weight, ENGAGEMENT_HALF_LIFE)
     if etype == "purchase" or etype == "share" or (etype == "view" and facts.progress >= 0.5):
         profile.engaged_at = ts if profile.engaged_at is None else min(profile.engaged_at, ts)
-    profile.hours[_local_hour(ts, facts.timezone)] += 1
+    profile.hours[local_hour(ts, facts.timezone)] += 1
     day = int(ts // 86_400)
     if day not in profile.days:
         bisect.insort(profile.days, day)
@@ -460,6 +465,10 @@ def merge_into(target: Profile, source: Profile) -> bool:
     target.progress_views += source.progress_views
     target.completed_views += source.completed_views
     target.hours = [a + b for a, b in zip(target.hours, source.hours, strict=True)]
+    target.answer_hours = [a + b for a, b in zip(target.answer_hours, source.answer_hours, strict=True)]
+    for channel, (sent, answered) in source.responses.items():
+        mine_r = target.responses.setdefault(channel, [0, 0])
+        mine_r[0], mine_r[1] = mine_r[0] + sent, mine_r[1] + answered
     for mine_c, theirs_c in (
         (target.price_viewed, source.price_viewed),
         (target.price_bought, source.price_bought),

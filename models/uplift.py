@@ -99,6 +99,10 @@ class UpliftModel(base.Classifier):
         Conversion rate without an action, before any outcome.
     channel_prior
         Expected conversions that weigh as much as a channel factor of 1.
+    answer_base
+        Share of messages opened or clicked, before any outcome says otherwise.
+    answer_weight
+        Messages that weigh as much as the level above in :meth:`answer_rate`.
     segments
         Also learn a level per segment under each action and under the baseline. Off by default:
         with a 5-10% control group the per-segment baselines rest on a handful of conversions,
@@ -127,9 +131,13 @@ class UpliftModel(base.Classifier):
         prior_weight: float = 30.0,
         base_rate: float = 0.03,
         channel_prior: float = 5.0,
+        answer_base: float = 0.25,
+        answer_weight: float = 20.0,
         segments: bool = False,
     ) -> None:
         self.segments = segments
+        self.answer_base = answer_base
+        self.answer_weight = answer_weight
         self.prior_uplift = prior_uplift
         self.prior_weight = prior_weight
         self.base_rate = base_rate
@@ -138,6 +146,8 @@ class UpliftModel(base.Classifier):
         """level key -> [conversions, outcomes]."""
         self.channels: dict[str, list[float]] = {}
         """channel -> [conversions, conversions expected without the channel factor]."""
+        self.answers: dict[tuple[str, ...], list[int]] = {}
+        """(channel,) and (channel, segment) -> [messages answered, messages sent]."""
         self.n_learned = 0
 
     @property
@@ -155,10 +165,17 @@ class UpliftModel(base.Classifier):
         return [(action, stratum)] if not self.segments else [(action, stratum), (action, stratum, seg)]
 
     def learn_one(self, x: dict[str, Any], y: bool) -> None:  # type: ignore[override]
+        """Learn one outcome; a sent one's ``x`` may also say whether the message was ``answered``
+        (opened or clicked): a label for :meth:`answer_rate`, never a feature of conversion."""
         if x.get("action", NONE) != NONE:
             channel = self.channels.setdefault(str(x.get("channel", "")), [0.0, 0.0])
             channel[0] += float(bool(y))
             channel[1] += self._treated_rate(x)
+            if "answered" in x:
+                for key in self._answer_keys(str(x.get("channel", "")), x.get("segment")):
+                    counts = self.answers.setdefault(key, [0, 0])
+                    counts[0] += int(bool(x["answered"]))
+                    counts[1] += 1
         for key in self._keys(x):
             counts = self.counts.setdefault(key, [0, 0])
             counts[0] += int(bool(y))
@@ -176,6 +193,23 @@ class UpliftModel(base.Classifier):
         """P(convert | x, action) before the channel factor."""
         baseline = self._rate(self._keys({**x, "action": NONE})[:1], self.base_rate)
         return self._rate(self._keys(x), baseline + self.prior_uplift)
+
+    @staticmethod
+    def _answer_keys(channel: str, segment: Any) -> list[tuple[str, ...]]:
+        seg = str(int(segment)) if isinstance(segment, int | float) and segment >= 0 else None
+        return [(channel,)] if seg is None else [(channel,), (channel, seg)]
+
+    def answer_rate(self, channel: str, segment: Any = None) -> float:
+        """Share of messages on ``channel`` that are answered: all users', or ``segment``'s
+        (shrunk towards all users')."""
+        return self._answer(self._answer_keys(channel, segment))
+
+    def _answer(self, keys: list[tuple[str, ...]]) -> float:
+        p = self.answer_base
+        for key in keys:
+            answered, n = self.answers.get(key, (0, 0))
+            p = (answered + self.answer_weight * p) / (n + self.answer_weight)
+        return p
 
     def channel_factor(self, channel: str) -> float:
         """How much more sends on ``channel`` convert than the channel-free rates expect."""

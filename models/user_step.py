@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from models import attribution, lifecycle
+from models import attribution, lifecycle, reach
 from models import churn as churn_mod
 from models.arbitration import LearnedPolicy
 from models.catalog import CatalogEntry
@@ -343,6 +343,8 @@ def on_event(
         _put(profile, verdict.contact)
         if exposure is not None:
             attribution.expose(profile, exposure)
+        if verdict.outcome == "sent" and verdict.decision is not None:
+            reach.note_sent(profile, verdict.decision.channel)
     logged = verdict if verdict.outcome != "none" else None
     return replace(result, decision=verdict.send, verdict=logged)
 
@@ -400,7 +402,8 @@ def on_feedback(profile: Profile, kind: str, action_id: str, channel: str, at: f
     """Apply a sender's feedback on ``action_id`` to the contact state.
 
     An open or a click answers the message (the user is not ignoring us: the count of ignored
-    messages restarts); an unsubscribe revokes consent on that channel at ``at`` (as
+    messages restarts; the channel's answer count and the hour of the answer are kept, and the
+    decision's outcome will say it was answered); an unsubscribe revokes consent on that channel at ``at`` (as
     :func:`on_consent`); delivered and bounced change nothing (a bounced message stays
     unanswered and counts as ignored once it expires).
 
@@ -419,6 +422,8 @@ def on_feedback(profile: Profile, kind: str, action_id: str, channel: str, at: f
     if answered is state:
         return ContactUpdate(False)
     _put(profile, answered)
+    reach.note_answered(profile, channel, at)
+    attribution.mark_answered(profile, action_id)
     return ContactUpdate(True)
 
 

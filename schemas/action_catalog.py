@@ -137,6 +137,44 @@ class ActionSpec(BaseModel):
     )
 
 
+class Timing(BaseModel):
+    """When to send: the user's most active hours, learned from their events and answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="false: send at once (after quiet hours), as the rule does.")
+    min_events: int = Field(
+        10, ge=0, description="Events with a known hour a user needs before their active hours are trusted."
+    )
+    max_delay_hours: float = Field(
+        24.0, ge=0, le=48, description="Hold a message at most this long for a better hour."
+    )
+    tolerance: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Send at once if the user's activity now is at least this share of their best "
+        "hour's (an hour's activity counts the events within two hours of it).",
+    )
+    answer_weight: float = Field(
+        3.0, ge=0, description="An opened or clicked message counts as this many events at its hour."
+    )
+
+
+class ChannelLearning(BaseModel):
+    """Which channel: each user's answer rate per channel, shrunk towards their segment's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="false: every user gets the channel factors of all users.")
+    prior_weight: float = Field(
+        10.0,
+        gt=0,
+        description="Messages to a user on a channel that weigh as much as their segment's answer "
+        "rate there.",
+    )
+
+
 class ActionCatalog(BaseModel):
     """The whole catalog, with the arbitration's levers."""
 
@@ -173,6 +211,8 @@ class ActionCatalog(BaseModel):
     attribution_days: float = Field(
         3.0, gt=0, description="A purchase of the action's item within this many days is its conversion."
     )
+    timing: Timing = Field(default_factory=Timing)
+    channels: ChannelLearning = Field(default_factory=ChannelLearning)
     actions: list[ActionSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
