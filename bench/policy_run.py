@@ -19,7 +19,8 @@ Per seed (a simulated world, 90 days), with the worker's own step deciding (see
   own closed loop on the same world: its measured conversion per decision, against the inverse
   propensity and doubly robust estimates of the same rule from the learned policy's log;
 * over the ``--coverage-seeds`` worlds (``--coverage-users`` users each): whether the control
-  group's 95% interval of the uplift covers the simulator's truth, per decision and per user
+  group's 95% interval of the uplift covers the simulator's truth, on each user's first decision
+  (the headline), as a plain difference, and over all decisions
   (:func:`app.sim.policy_run.control_estimate`).
 
 Margins (learned minus rule, learned minus random) get a 95% interval over seeds (t, n-1).
@@ -111,9 +112,15 @@ def summarize(runs: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
     means["margin.learned_minus_random"] = margin(values, "policy.uplift", "policy.random_uplift")
     means["margin.value_learned_minus_random"] = margin(values, "policy.value", "policy.random_value")
     if coverage:
-        means["control.coverage"] = round(statistics.fmean(c["control.covers"] for c in coverage.values()), 3)
-        means["control.user_coverage"] = round(
-            statistics.fmean(c.get("control.user_covers", False) for c in coverage.values()), 3
+        cs = list(coverage.values())
+        for key in ("covers", "difference_covers", "all_covers"):
+            means[f"control.{key.replace('covers', 'coverage')}"] = round(
+                statistics.fmean(c[f"control.{key}"] for c in cs), 3
+            )
+        for key in ("estimate", "true_uplift"):
+            means[f"control.mean_{key}"] = round(statistics.fmean(c[f"control.{key}"] for c in cs), 5)
+        means["control.mean_ci95_width"] = round(
+            statistics.fmean(c["control.estimate_ci95"][1] - c["control.estimate_ci95"][0] for c in cs), 5
         )
         means["control.coverage_seeds"] = len(coverage)
     return means

@@ -19,11 +19,12 @@ Report keys:
   is the worker's own (``control_share`` of users by hash): control users are decided for under
   the same contact rules (a shadow send) but never sent, exactly as in the worker.
 
+With a catalog (the learned policy), :func:`compare` scores it against the oracle, random and
+rule policies at the same decision points, and :func:`control_estimate` checks what its control
+group measures against the truth.
+
 What the run does not model:
 - Identity stitching: only logged-in events are decided on.
-- Due-time wake-ups: no watermark is passed.
-- Delivery at ``send_at``: the simulated users receive an action at decision time. The
-  checker, like a sender, reads ``send_at``.
 
 Clock: event time (the world's).
 """
@@ -40,7 +41,7 @@ import orjson
 
 from app.rules import new_recommender, new_uplift, step_config
 from app.settings import ContactSettings, Settings
-from app.sim.closed_loop import ActionRequest, ResponseModel, run_closed_loop
+from app.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_closed_loop
 from app.sim.world import TIMEZONES, World, WorldConfig
 from app.violations import check
 from models.attribution import learnable
@@ -51,6 +52,7 @@ from models.due import DueIndex
 from models.facts import EventFacts
 from models.offpolicy import Logged
 from models.profile import Profile
+from models.reach import send_slots
 from models.recommend import Recommender
 from models.uplift import UpliftModel
 from models.user_step import (
@@ -250,6 +252,8 @@ class StepPolicy:
                 "user_id": uid,
                 "at": ts,
                 "send_at": send_time(self.cfg.contact, ts, profile.timezone),
+                "policy_send_at": d.send_at if d is not None else None,
+                "slots": send_slots(ts, self.cfg.contact, profile.timezone, actions.timing.max_delay_hours),
                 "decision_id": verdict.decision_id,
                 "outcome": verdict.outcome,
                 "allowed": [
@@ -270,8 +274,13 @@ class PolicyRun:
     figures: dict[str, Any]
     policy: StepPolicy
     truth: dict[str, Any]
-    caused: dict[str, bool] = field(default_factory=dict)
-    """action id -> whether the sent action caused a purchase (the simulator's truth)."""
+    decisions: list[Decision] = field(default_factory=list)
+    """The closed loop's decisions, sent or not, with what they caused (the simulator's truth)."""
+
+    @property
+    def caused(self) -> dict[str, bool]:
+        """action id -> whether the sent action caused a purchase."""
+        return {d.action_id: d.caused for d in self.decisions if d.treated}
 
 
 def run_policy(
@@ -337,7 +346,7 @@ def run_policy(
     }
     if actions is not None:
         figures |= compare(policy.points, truth["users"], ResponseModel())
-    return PolicyRun(figures, policy, truth, {d.action_id: d.caused for d in res.decisions if d.treated})
+    return PolicyRun(figures, policy, truth, res.decisions)
 
 
 def run_worker_policy(config: WorldConfig, **kwargs: Any) -> dict[str, Any]:
@@ -348,9 +357,11 @@ def run_worker_policy(config: WorldConfig, **kwargs: Any) -> dict[str, Any]:
 def compare(points: list[dict[str, Any]], users: dict[str, Any], response: ResponseModel) -> dict[str, Any]:
     """Expected incremental conversions (the true response model's uplift of what would be sent)
     of four policies at the learned policy's decision points, each choosing among the same
-    allowed (action, channel) choices: the learned policy's pick (nothing counts 0), the oracle
-    (the choice of highest true uplift), a uniformly random choice, and the foundation rule
-    (``recommend_item`` on the most engaged allowed channel where it fires, else nothing).
+    allowed (action, channel) choices: the learned policy's pick at its send time (nothing counts
+    0), the oracle (the choice of highest true uplift, sent at the user's true best time among the
+    policy's send slots, :func:`models.reach.send_slots`), a uniformly random choice, and the
+    foundation rule (``recommend_item`` on the most engaged allowed channel where it fires, else
+    nothing); these two send at once (after quiet hours).
 
     The learned policy maximises value, not conversions: ``policy.value`` and
     ``policy.oracle_value`` (the oracle choosing by true uplift times value, less coupons, or
@@ -370,23 +381,24 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     )
     for point in points:
         user = users[point["user_id"]]
-        persona = user["persona"]
-        hour = (point["send_at"] / 3600 + offsets.get(user["timezone"], 8)) % 24
-        allowed = point["allowed"]
-        true = [response.p_extra(persona, kind, ch, offer, hour) for _, kind, ch, offer, *_ in allowed]
-        # incremental value: the true uplift times the conversion's value, less the coupon paid on
-        # the conversions it would be used for (the policy's own baseline estimate plus the uplift)
-        value = [u * a[7] - a[3] * (a[6] - a[5] + u) for u, a in zip(true, allowed, strict=True)]
+        persona, offset = user["persona"], offsets.get(user["timezone"], 8)
+        allowed, now = point["allowed"], _hour(point["send_at"], offset)
+        at_once = [response.p_extra(persona, kind, ch, offer, now) for _, kind, ch, offer, *_ in allowed]
+        # the oracle also sends at the user's true best time among the policy's send slots
+        best = max((_hour(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
+        oracle = [response.p_extra(persona, kind, ch, offer, best) for _, kind, ch, offer, *_ in allowed]
         if point["chosen"] is not None:
-            total["policy.uplift"] += true[point["chosen"]]
-            total["policy.value"] += value[point["chosen"]]
-        total["policy.oracle_uplift"] += max(true)
-        total["policy.oracle_value"] += max(0.0, *value)
-        total["policy.random_uplift"] += statistics.fmean(true)
-        total["policy.random_value"] += statistics.fmean(value)
+            _, kind, ch, offer, *_ = chosen = allowed[point["chosen"]]
+            true = response.p_extra(persona, kind, ch, offer, _hour(point["policy_send_at"], offset))
+            total["policy.uplift"] += true
+            total["policy.value"] += _value(true, chosen)
+        total["policy.oracle_uplift"] += max(oracle)
+        total["policy.oracle_value"] += max(0.0, *map(_value, oracle, allowed))
+        total["policy.random_uplift"] += statistics.fmean(at_once)
+        total["policy.random_value"] += statistics.fmean(map(_value, at_once, allowed))
         if point["rule_channel"] is not None:
             total["policy.rule_uplift"] += response.p_extra(
-                persona, "recommend_item", point["rule_channel"], 0.0, hour
+                persona, "recommend_item", point["rule_channel"], 0.0, now
             )
     out: dict[str, Any] = {k: round(v, 3) for k, v in total.items()}
     out["policy.decision_points"] = len(points)
@@ -396,6 +408,18 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     )
     out["policy.oracle_share"] = round(total["policy.uplift"] / max(total["policy.oracle_uplift"], 1e-9), 4)
     return out
+
+
+def _hour(t: float, offset: float) -> float:
+    """Local hour of day of ``t`` at a fixed UTC offset (the simulator's timezones)."""
+    return (t / 3600 + offset) % 24
+
+
+def _value(uplift: float, allowed: tuple[Any, ...]) -> float:
+    """Incremental value of an allowed choice: its uplift times the conversion's value, less the
+    coupon paid on the conversions it would be used for (the policy's own baseline estimate plus
+    the uplift)."""
+    return float(uplift * allowed[7] - allowed[3] * (allowed[6] - allowed[5] + uplift))
 
 
 def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
@@ -433,7 +457,9 @@ def _uplift(name: str, ct: int, nt: int, cc: int, nc: int) -> dict[str, Any]:
 def rule_catalog(actions: ActionCatalog) -> ActionCatalog:
     """The foundation rule written in the catalog's terms: the viewed-item actions only, no
     exploration, always sent, on the most engaged allowed channel (with no uplift model every
-    choice scores the prior, and the first allowed channel in engagement order wins)."""
+    choice scores the prior, every channel factor is 1, and the first allowed channel in
+    engagement order wins). It keeps the catalog's timing, so it sends when the learned policy
+    would: the learned policy's log, whose sends went out at those times, can evaluate it."""
     return actions.model_copy(
         update={
             "version": f"{actions.version}-rule",
@@ -447,54 +473,64 @@ def rule_catalog(actions: ActionCatalog) -> ActionCatalog:
 def control_estimate(run: PolicyRun) -> dict[str, Any]:
     """What the control group measures, against the simulator's truth.
 
-    Per decision (``control.estimate``): the conversion of the learned policy's sent decisions
-    minus that of its control-group decisions (logged, never sent), with its 95% interval; a
-    decision converts if its item is bought within the attribution window (each purchase
-    converts one decision, the latest before it). The truth (``control.true_uplift``) is the
-    mean true extra purchase probability (the response model's) of the action chosen at the
-    same decisions, sent or not.
+    Headline (``control.estimate``): each user's *first* decision only, treated users' against
+    control users'. Before it nothing was sent to anyone, so the two groups differ only by the
+    hash; later decisions do not (a sent user unsubscribes, buys, or is suppressed, and gets
+    other decisions than a control user). A decision converts if its item is bought within the
+    loop's window after it, whatever else was sent (no last-touch attribution). The estimate is
+    the share of would-be non-buyers that the message turned into buyers, ``(t - c) / (1 - c)``
+    (t, c: the treated and control conversion), with a delta-method 95% interval: in the
+    simulator a sent user buys if they would have anyway or the message causes it, so this is the
+    response model's probability that the message causes a purchase. The truth
+    (``control.true_uplift``) is that probability (the response model's ``p_extra`` at the send
+    hour) averaged over the same decisions, sent or not. ``control.difference`` is the plain
+    ``t - c``, which is lower by the purchases that would have happened anyway
+    (``control.difference_covers`` compares it with the same truth).
 
-    Per user (``control.user_*``, intention to treat): the same outcome summed per user,
-    treated users' mean minus control users'; its truth is the purchases the actions sent to a
-    treated user caused."""
-    policy, users_truth = run.policy, run.truth["users"]
+    ``control.all_*``: every decision rather than the first, each purchase converting the latest
+    decision before it (the worker's attribution); biased by the effects above, kept to show it."""
+    users_truth = run.truth["users"]
     offsets = {name: offset for name, offset, _ in TIMEZONES}
     response = ResponseModel()
+    first: dict[str, Decision] = {}
+    for d in run.decisions:
+        first.setdefault(d.user_id, d)
+    t = [float(d.converted) for d in first.values() if d.treated]
+    c = [float(d.converted) for d in first.values() if not d.treated]
+    true = statistics.fmean(
+        response.p_extra(
+            d.persona, d.request.action_type, d.request.channel, d.request.offer_value, d.local_hour
+        )
+        for d in first.values()
+    )
+    pt, pc = statistics.fmean(t), statistics.fmean(c)
+    vt, vc = pt * (1 - pt) / len(t), pc * (1 - pc) / len(c)
+    est = (pt - pc) / (1 - pc)
+    half = 1.96 * math.sqrt(vt + vc * ((1 - pt) / (1 - pc)) ** 2) / (1 - pc)
+    diff = _uplift("d", int(sum(t)), len(t), int(sum(c)), len(c))
+    policy = run.policy
     y: dict[str, list[float]] = {"sent": [], "control": []}
-    true: list[float] = []
-    users: dict[str, dict[str, Any]] = {}
+    all_true: list[float] = []
     for point in policy.points:
-        if (
-            point["outcome"] not in y
-            or point["chosen"] is None
-            or point["decision_id"] not in policy.outcomes
-        ):
-            continue
-        converted = float(policy.outcomes[point["decision_id"]])
-        y[point["outcome"]].append(converted)
-        truth = users_truth[point["user_id"]]
-        hour = (point["send_at"] / 3600 + offsets.get(truth["timezone"], 8)) % 24
-        _, kind, channel, offer, *_ = point["allowed"][point["chosen"]]
-        true.append(response.p_extra(truth["persona"], kind, channel, offer, hour))
-        user = users.setdefault(point["user_id"], {"group": point["outcome"], "y": 0.0, "caused": 0.0})
-        user["y"] += converted
-        user["caused"] += float(run.caused.get(point["decision_id"], False))
-    est = _uplift("e", int(sum(y["sent"])), len(y["sent"]), int(sum(y["control"])), len(y["control"]))
-    lo, hi = est["e_ci95"]
-    true_uplift = statistics.fmean(true)
-    yt = [u["y"] for u in users.values() if u["group"] == "sent"]
-    yc = [u["y"] for u in users.values() if u["group"] == "control"]
-    user_est = statistics.fmean(yt) - statistics.fmean(yc)
-    half = 1.96 * math.sqrt(statistics.variance(yt) / len(yt) + statistics.variance(yc) / len(yc))
-    user_true = statistics.fmean(u["caused"] for u in users.values() if u["group"] == "sent")
+        if point["outcome"] in y and point["chosen"] is not None and point["decision_id"] in policy.outcomes:
+            y[point["outcome"]].append(float(policy.outcomes[point["decision_id"]]))
+            user = users_truth[point["user_id"]]
+            _, kind, channel, offer, *_ = point["allowed"][point["chosen"]]
+            hour = _hour(point["policy_send_at"], offsets.get(user["timezone"], 8))
+            all_true.append(response.p_extra(user["persona"], kind, channel, offer, hour))
+    every = _uplift("e", int(sum(y["sent"])), len(y["sent"]), int(sum(y["control"])), len(y["control"]))
+    all_truth = statistics.fmean(all_true)
     return {
-        "control.estimate": est["e"],
-        "control.estimate_ci95": [lo, hi],
-        "control.true_uplift": round(true_uplift, 5),
-        "control.covers": bool(lo <= true_uplift <= hi),
-        "control.decisions": {"treated": len(y["sent"]), "control": len(y["control"])},
-        "control.user_estimate": round(user_est, 5),
-        "control.user_estimate_ci95": [round(user_est - half, 5), round(user_est + half, 5)],
-        "control.user_true_uplift": round(user_true, 5),
-        "control.user_covers": bool(user_est - half <= user_true <= user_est + half),
+        "control.estimate": round(est, 5),
+        "control.estimate_ci95": [round(est - half, 5), round(est + half, 5)],
+        "control.true_uplift": round(true, 5),
+        "control.covers": bool(est - half <= true <= est + half),
+        "control.users": {"treated": len(t), "control": len(c)},
+        "control.difference": diff["d"],
+        "control.difference_ci95": diff["d_ci95"],
+        "control.difference_covers": bool(diff["d_ci95"][0] <= true <= diff["d_ci95"][1]),
+        "control.all_estimate": every["e"],
+        "control.all_estimate_ci95": every["e_ci95"],
+        "control.all_true_uplift": round(all_truth, 5),
+        "control.all_covers": bool(every["e_ci95"][0] <= all_truth <= every["e_ci95"][1]),
     }
