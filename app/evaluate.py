@@ -8,7 +8,8 @@ listed under ``absent``.
 
 Figures (JSON keys; the README lists them all):
 
-* ``data.*``: records, valid events, users, duplicates and late events dropped, rejected rows.
+* ``data.*``: records, valid events, users, duplicates and late events dropped, rejected rows,
+  users erased (``users.erase`` records, applied as the worker does) and their later events dropped.
 * ``evaluate.events_per_s``: events/s of the whole offline path (reading, sorting, validation,
   identity, profiles, due times, baselines); ``evaluate.profile_updates_per_s``: of the profile
   updates alone (:func:`models.user_step.on_event`, the worker's per-event model code).
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from app.churn_eval import ChurnRecorder
 from app.logs import Mapping, ReadStats, read_ordered
@@ -49,12 +51,13 @@ from models.churn import ChurnModel, Labelled, ValueModel
 from models.clock import PartitionClock
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.identity import LinkOutcome, anon_key, resolve
+from models.identity import LinkOutcome, anon_key, resolve, user_key
 from models.profile import Applied, Profile, merge_into
 from models.recommend import recent_interactions
 from models.segmentation import Segmenter
 from models.user_step import Scorers, on_due, on_event, on_merged
 from schemas.catalog import CatalogItem
+from schemas.users import EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 
 DAY = 86_400.0
@@ -99,6 +102,8 @@ class Evaluation:
         self.step = replace(step_config(settings), send_enabled=False)
         self.profiles: dict[str, Profile] = {}
         self.links: dict[str, str] = {}
+        self.erased: set[str] = set()
+        """Canonical ids erased (users and their merged anonymous ids): their events are dropped."""
         self.clock = PartitionClock()
         self.due = DueIndex({}, 0)
         self.counts: Counter[str] = Counter()
@@ -129,6 +134,8 @@ class Evaluation:
         if parsed is None:
             if topic == "catalog.items":
                 self._catalog(value)
+            elif topic == "users.erase":
+                self._erase(value)
             else:
                 self.counts[f"other:{topic}"] += 1
             return
@@ -144,6 +151,9 @@ class Evaluation:
             self.counts[f"rejected:{result.reason.value}"] += 1
             return
         event = result.event
+        if (user_key(event.user_id) if event.user_id else anon_key(event.anonymous_id or "")) in self.erased:
+            self.counts["erased"] += 1  # the suppression list: an erased user is never rebuilt
+            return
         facts = EventFacts.from_event(event, result.spend)
         self._tick_until(facts.ts)
         res = resolve(event.user_id, event.anonymous_id, self.links.get(event.anonymous_id or ""))
@@ -205,6 +215,23 @@ class Evaluation:
             self._labelled(woken.labelled)
         elif source is None:
             self.profiles[anon] = Profile(anon, merged_into=user)
+
+    def _erase(self, value: dict[str, Any]) -> None:
+        """An erase request, as the worker applies it: the user's profile, the anonymous profiles
+        merged into it and their identity links go, and their later events are dropped."""
+        try:
+            request = EraseRequest.model_validate(value)
+        except ValidationError:
+            self.counts["rejected:erase"] += 1
+            return
+        canonical = user_key(request.user_id)
+        profile = self.profiles.pop(canonical, None)
+        gone = {canonical, *(profile.merged_from if profile is not None else ())}
+        for anon in gone - {canonical}:
+            self.profiles.pop(anon, None)
+        self.links = {a: u for a, u in self.links.items() if u != request.user_id}
+        self.erased |= gone
+        self.counts["erased_users"] += 1
 
     def _catalog(self, value: dict[str, Any]) -> None:
         try:
@@ -293,6 +320,8 @@ class Evaluation:
             "data.users": sum(1 for p in self.profiles.values() if p.merged_into is None),
             "data.duplicates": self.counts["duplicate"],
             "data.late": self.counts["late"],
+            "data.erased_users": self.counts["erased_users"],
+            "data.erased_events": self.counts["erased"],
             "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:"))
             + sum(stats.rejected.values()),
             "evaluate.events_per_s": round(events / seconds) if seconds else None,

@@ -226,3 +226,32 @@ def test_external_sort_of_a_simulated_world_keeps_catalog_first(tmp_path: Path) 
     assert records[0].topic == "catalog.items"
     times = [r.ts for r in records]
     assert times == sorted(times)
+
+
+def test_an_erase_in_the_log_deletes_the_user_and_drops_their_later_events() -> None:
+    from app.evaluate import EvalConfig, Evaluation
+
+    ev = Evaluation(EvalConfig(), POLICY, None)
+
+    def view(n: int, user: str | None, anon: str | None, hour: int) -> None:
+        ids = {"user_id": user} if user else {}
+        ids |= {"anonymous_id": anon} if anon else {}
+        value = {"event_id": f"e{n}", "type": "view", "channel": "web", "item_id": "c1"}
+        ev.feed(
+            "events.web.view", anon or user, value | ids | {"occurred_at": f"2026-01-01T{hour:02}:00:00Z"}
+        )
+
+    view(1, None, "d1", 1)  # anonymous, then linked to alice
+    view(2, "alice", "d1", 2)
+    view(3, "bob", None, 3)
+    assert {"u:alice", "a:d1", "u:bob"} <= set(ev.profiles) and ev.links == {"d1": "alice"}
+    ev.feed("users.erase", "alice", {"request_id": "r1", "user_id": "alice", "at": "2026-01-01T04:00:00Z"})
+    assert "u:alice" not in ev.profiles and "a:d1" not in ev.profiles and ev.links == {}
+    view(4, "alice", None, 5)  # late events of alice and of her device are dropped, not rebuilt
+    view(5, None, "d1", 6)
+    view(6, "bob", None, 7)
+    assert "u:alice" not in ev.profiles and "a:d1" not in ev.profiles
+    assert ev.profiles["u:bob"].events == 2
+    ev.feed("users.erase", "x", {"user_id": "x"})  # malformed: refused, nothing erased
+    report = ev.report(1.0, ReadStats())
+    assert (report["data.erased_users"], report["data.erased_events"]) == (1, 2)
