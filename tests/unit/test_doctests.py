@@ -1,0 +1,24 @@
+"""The runnable examples in the docstrings of ``models`` and ``schemas`` (house style 8) hold."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import models
+import schemas
+
+MODULES = sorted(
+    info.name
+    for package in (models, schemas)
+    for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
