@@ -105,6 +105,11 @@ ACTION_LATENCY = Histogram(
     "Wall time from the trigger event's ingress arrival to the action publish.",
     buckets=_LATENCY_BUCKETS,
 )
+ACTION_HOLD = Histogram(
+    "nba_action_hold_seconds",
+    "Event time from a published action's decision to its send_at (quiet hours, the user's active hour).",
+    buckets=(0.0, 900.0, 3600.0, 3 * 3600.0, 6 * 3600.0, 12 * 3600.0, 24 * 3600.0, 36 * 3600.0),
+)
 CONSUMER_LAG = Gauge(
     "nba_consumer_lag", "Messages not yet committed, per topic partition.", ["topic", "partition"]
 )

@@ -368,6 +368,7 @@ async def _publish(rt: Runtime, profile: Profile, decision: Decision, arrived_ms
     await rt.actions.send(key=action.user_id.encode(), value=action.model_dump_json().encode())
     metrics.ACTIONS_PUBLISHED.labels(action.action_type, action.channel).inc()
     metrics.ACTION_LATENCY.observe(max(0.0, time.time() - arrived_ms / 1000))
+    metrics.ACTION_HOLD.observe(decision.hold_s)
 
 
 async def _on_link(rt: Runtime, canonical: str, target: str) -> None:

@@ -85,7 +85,8 @@ class Decision:
     reasons: tuple[str, ...]
     created_at: float
     send_at: float
-    """Earliest send time: ``created_at`` moved out of the user's quiet hours."""
+    """Earliest send time: ``created_at`` moved out of the user's quiet hours (and, for the
+    learned policy, to their most active hour: :mod:`models.reach`)."""
     expires_at: float
     trigger_event_id: str | None
     model_versions: Mapping[str, str]
@@ -95,6 +96,11 @@ class Decision:
     """Coupon value (base currency), 0 without an offer."""
     offer_cost: float = 0.0
     """Expected cost of the coupon: its value times the expected conversion if sent."""
+
+    @property
+    def hold_s(self) -> float:
+        """How long the action waits, in event time, between its decision and its send time."""
+        return self.send_at - self.created_at
 
 
 @dataclass(frozen=True, slots=True)
