@@ -12,8 +12,9 @@ user's price sensitivity, and its cost), a cooldown, an expiry and a business we
 
     (P(convert | user, action, channel) - P(convert | user, no action)) * value - coupon * P(convert | action)
 
-times the weight, and sends the best one if it clears ``min_score`` (else nothing), exploring with
-probability ``exploration``.
+times the weight (the uplift scaled by the user's own answer rate on the channel, ``channels``),
+and sends the best one if it clears ``min_score`` (else nothing), exploring with probability
+``exploration``, at the user's most active hour (``timing``).
 """
 
 from __future__ import annotations
