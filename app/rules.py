@@ -66,6 +66,7 @@ def contact_rules(settings: Settings) -> ContactRules:
         max_ignored=c.max_ignored,
         suppression_s=c.suppression_days * day,
         paused=c.paused,
+        late_s=settings.time.backfill_max_age_s + settings.time.lateness_s,
     )
 
 

@@ -88,10 +88,15 @@ class ContactRules:
     def cooldown(self, action_type: str) -> float:
         return self.cooldown_s.get(action_type, self.default_cooldown_s)
 
+    late_s: float = 2 * DAY
+    """How far behind a user's newest decision a late event may still decide (the backfill age
+    plus the lateness behind the watermark): sends are remembered this much longer than the
+    longest rule, so that such a decision still counts them."""
+
     @property
     def memory_s(self) -> float:
-        """How long a send matters to any rule."""
-        return max(WEEK, self.default_cooldown_s, *self.cooldown_s.values())
+        """How long a send matters to any rule, as seen from the newest decision."""
+        return max(WEEK, self.default_cooldown_s, *self.cooldown_s.values()) + self.late_s
 
 
 @dataclass(frozen=True, slots=True)

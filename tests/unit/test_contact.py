@@ -4,6 +4,7 @@ violation checker (app/violations.py) against the worker's own decisions."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -46,7 +47,18 @@ def test_cooldown_is_per_action_type_and_configurable() -> None:
     assert "cooldown" in blocked(rules, s, "winback_offer", "sms", at=T0 + 10 * DAY)
     assert "cooldown" not in blocked(rules, s, "winback_offer", "sms", at=T0 + 14 * DAY)
     assert "cooldown" not in blocked(rules, s, "recommend_item", "app", at=T0 + HOUR)
-    assert rules.memory_s == 14 * DAY
+    assert rules.memory_s == 14 * DAY + rules.late_s
+
+
+def test_a_late_event_still_counts_the_sends_a_newer_decision_no_longer_needed() -> None:
+    """Processed out of event-time order: the newer event's decision settles the log first, and
+    the late event's decision, an hour earlier in event time, must still see a week's sends."""
+    rules = ContactRules(max_per_day=9, max_per_week=2, channel_max_per_day=9, channel_max_per_week=9)
+    s = sent(sent(ContactState(), "a", "app", T0, "1"), "b", "web", T0 + DAY, "2")
+    for late_s, expected in ((rules.late_s, ("cap_week",)), (0.0, ())):  # without the margin: missed
+        r = replace(rules, late_s=late_s)
+        newer = s.settle(T0 + 7 * DAY + HOUR, r)  # a week and an hour after the first send
+        assert blocked(r, newer, "c", "sms", at=T0 + 7 * DAY - HOUR) == expected
 
 
 def test_quiet_hours_move_the_send_to_the_next_local_morning() -> None:
