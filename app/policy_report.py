@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from models.offpolicy import Logged, dr, ips
+from models.offpolicy import Logged, dr, ips, logged
 from models.uplift_report import UpliftTally
 from schemas.action_catalog import ActionCatalog
 from schemas.decisions import DecisionRecord
@@ -45,16 +45,9 @@ def offpolicy_log(
             (i for i, c in enumerate(allowed) if (c.action, c.channel) == (record.action, record.channel)),
             None,
         )
-        best = max(allowed, key=lambda c: c.score)
-        logged = Logged(
-            n=len(allowed),
-            chosen=chosen if record.outcome == "sent" else None,
-            propensity=record.propensity,
-            reward=float(outcomes[record.decision_id]),
-            predicted=tuple(float(c.p_convert or 0.0) for c in allowed),
-            predicted_none=float((best.p_convert or 0.0) - (best.uplift or 0.0)),
-        )
-        out.append((logged, record))
+        scored = [(c.score, float(c.uplift or 0.0), float(c.p_convert or 0.0)) for c in allowed]
+        chosen = chosen if record.outcome == "sent" else None
+        out.append((logged(chosen, record.propensity, float(outcomes[record.decision_id]), scored), record))
     return out
 
 

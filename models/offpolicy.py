@@ -52,6 +52,27 @@ class Logged:
 Target = Callable[[Logged], int | None]
 
 
+def logged(
+    chosen: int | None, propensity: float, reward: float, allowed: Sequence[tuple[float, float, float]]
+) -> Logged:
+    """A decision of the learned policy as a :class:`Logged`: ``allowed`` holds each allowed
+    choice's (score, uplift, P(convert)). The reward model is the policy's own uplift model:
+    P(convert) for a choice, and for nothing the best-scored choice's P(convert) minus its uplift.
+
+    >>> round(logged(None, 0.05, 0.0, [(1.0, 0.02, 0.12), (3.0, 0.05, 0.2)]).predicted_none, 3)
+    0.15
+    """
+    best = max(allowed, key=lambda a: a[0])
+    return Logged(
+        n=len(allowed),
+        chosen=chosen,
+        propensity=propensity,
+        reward=reward,
+        predicted=tuple(a[2] for a in allowed),
+        predicted_none=best[2] - best[1],
+    )
+
+
 def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     if not values:
         return math.nan, math.nan, math.nan

@@ -50,7 +50,7 @@ from models.clock import PartitionClock
 from models.contact import send_time
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.offpolicy import Logged
+from models.offpolicy import Logged, logged
 from models.profile import Profile
 from models.reach import send_slots
 from models.recommend import Recommender
@@ -430,18 +430,9 @@ def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
     for point in policy.points:
         if point["outcome"] not in ("sent", "no_action") or point["decision_id"] not in policy.outcomes:
             continue
-        allowed = point["allowed"]
-        best = max(range(len(allowed)), key=lambda i: allowed[i][4])
-        log.append(
-            Logged(
-                n=len(allowed),
-                chosen=point["chosen"],
-                propensity=point["propensity"],
-                reward=float(policy.outcomes[point["decision_id"]]),
-                predicted=tuple(a[6] for a in allowed),
-                predicted_none=allowed[best][6] - allowed[best][5],
-            )
-        )
+        scored = [(a[4], a[5], a[6]) for a in point["allowed"]]
+        reward = float(policy.outcomes[point["decision_id"]])
+        log.append(logged(point["chosen"], point["propensity"], reward, scored))
         rule.append(point["rule_arm"])
     return log, rule
 
