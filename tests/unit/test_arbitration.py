@@ -21,21 +21,9 @@ from models.profile import Profile
 from models.recommend import Recommendation
 from models.uplift import UpliftModel
 from models.user_step import StepConfig, on_due, on_event
+from tests.unit.policy_fixtures import DAY, NOON, viewer
 
-DAY = 86_400.0
-NOON = 12 * 3600.0 + 10 * DAY
 CATALOG = load_file()
-
-
-def _profile(**kw: object) -> Profile:
-    base: dict[str, object] = {
-        "by_channel": {"app": 5, "wechat": 3, "sms": 1},
-        "item_views": {"c1": [3, NOON - 60]},
-        "timezone": "UTC",
-        "stage": "retention",
-        "events": 9,
-    }
-    return Profile("u:1", **(base | kw))  # type: ignore[arg-type]
 
 
 def _ctx(profile: Profile, rng: random.Random | None = None, **kw: object) -> DecisionContext:
@@ -61,13 +49,13 @@ def test_uplift_model_follows_rivers_conventions_and_pickles() -> None:
 
 
 def test_eligible_actions_per_trigger_and_stage_each_on_every_channel() -> None:
-    verdict, exposure = LearnedPolicy(CATALOG).decide(_ctx(_profile()))
+    verdict, exposure = LearnedPolicy(CATALOG).decide(_ctx(viewer()))
     offered = {(c.action, c.channel) for c in verdict.candidates}
     # a third view of an unbought item, a retained user: the reminder and a recommendation
     assert {a for a, _ in offered} == {"abandoned_view_reminder", "recommend_item"}
     assert {ch for _, ch in offered} == {"app", "wechat", "sms"}
     assert verdict.outcome == "sent" and exposure is not None and exposure.group == "treatment"
-    new_user = _profile(stage="acquisition")
+    new_user = viewer(stage="acquisition")
     names = {c.action for c in LearnedPolicy(CATALOG).decide(_ctx(new_user))[0].candidates}
     assert names == {"abandoned_view_reminder", "onboarding_nudge"}
 
@@ -80,7 +68,7 @@ def test_the_logged_propensity_is_the_exact_frequency_of_each_pick() -> None:
     logged: dict[tuple[str, str] | None, float] = {}
     n = 6000
     for seed in range(n):
-        verdict, _ = policy.decide(_ctx(_profile(), random.Random(seed)))
+        verdict, _ = policy.decide(_ctx(viewer(), random.Random(seed)))
         d = verdict.decision
         key = (d.action, d.channel) if d is not None else None
         picks[key] += 1
@@ -101,7 +89,7 @@ def test_no_pick_breaks_consent_or_contact_rules_even_when_exploring() -> None:
     policy = LearnedPolicy(CATALOG.model_copy(update={"exploration": 1.0}))
     picked = set()
     for seed in range(300):
-        ctx = _ctx(_profile(), random.Random(seed), rules=rules, consent=consent, contact=earlier)
+        ctx = _ctx(viewer(), random.Random(seed), rules=rules, consent=consent, contact=earlier)
         verdict, _ = policy.decide(ctx)
         if verdict.decision is not None:
             picked.add((verdict.decision.action, verdict.decision.channel))
@@ -109,12 +97,12 @@ def test_no_pick_breaks_consent_or_contact_rules_even_when_exploring() -> None:
     why = {(c.action, c.channel): c.removed_by for c in verdict.candidates}
     assert why[("recommend_item", "app")] == ("consent",)
     assert why[("abandoned_view_reminder", "wechat")] == ("cooldown",)
-    paused = LearnedPolicy(CATALOG).decide(_ctx(_profile(), rules=ContactRules(paused=True)))
+    paused = LearnedPolicy(CATALOG).decide(_ctx(viewer(), rules=ContactRules(paused=True)))
     assert paused[0].outcome == "no_action" and paused[1] is None  # nothing could be sent: no exposure
 
 
 def test_control_users_are_decided_logged_and_exposed_untreated() -> None:
-    verdict, exposure = LearnedPolicy(CATALOG).decide(_ctx(_profile(), control_share=1.0))
+    verdict, exposure = LearnedPolicy(CATALOG).decide(_ctx(viewer(), control_share=1.0))
     assert verdict.outcome == "control" and verdict.send is None and verdict.decision is not None
     assert exposure is not None and exposure.group == "control" and exposure.action_type == "none"
     assert exposure.decided == verdict.decision.action_type
@@ -122,16 +110,16 @@ def test_control_users_are_decided_logged_and_exposed_untreated() -> None:
 
 def test_a_price_sensitive_user_gets_the_larger_coupon() -> None:
     at_risk = {"stage": "at_risk", "price_viewed": {"free": 9, "high": 1}}
-    verdict, _ = LearnedPolicy(CATALOG).decide(_ctx(_profile(**at_risk)))
+    verdict, _ = LearnedPolicy(CATALOG).decide(_ctx(viewer(**at_risk)))
     offers = {c.offer for c in verdict.candidates if c.action == "winback_offer"}
     assert offers == {20.0}
-    verdict, _ = LearnedPolicy(CATALOG).decide(_ctx(_profile(stage="at_risk", price_viewed={"high": 5})))
+    verdict, _ = LearnedPolicy(CATALOG).decide(_ctx(viewer(stage="at_risk", price_viewed={"high": 5})))
     assert {c.offer for c in verdict.candidates if c.action == "winback_offer"} == {10.0}
 
 
 def test_min_score_sends_nothing_but_exploration() -> None:
     strict = CATALOG.model_copy(update={"min_score": 1e9, "exploration": 0.0})
-    verdict, exposure = LearnedPolicy(strict).decide(_ctx(_profile()))
+    verdict, exposure = LearnedPolicy(strict).decide(_ctx(viewer()))
     assert verdict.outcome == "no_action" and verdict.propensity == 1.0
     assert exposure is not None and exposure.group == "none"  # its outcome is logged, not learned
 

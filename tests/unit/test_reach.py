@@ -22,23 +22,11 @@ from models.recommend import Recommendation
 from models.uplift import UpliftModel
 from models.user_step import StepConfig, on_event, on_feedback
 from schemas.action_catalog import ChannelLearning, Timing
+from tests.unit.policy_fixtures import DAY, NOON, viewer
 
-DAY = 86_400.0
 HOUR = 3_600.0
-NOON = 12 * HOUR + 10 * DAY  # 12:00 UTC
 CATALOG = load_file()
 RULES = ContactRules(quiet_start_hour=21, quiet_end_hour=8)
-
-
-def _profile(**kw: object) -> Profile:
-    base: dict[str, object] = {
-        "by_channel": {"app": 5, "wechat": 3, "sms": 1},
-        "item_views": {"c1": [3, NOON - 60]},
-        "timezone": "UTC",
-        "stage": "retention",
-        "events": 9,
-    }
-    return Profile("u:1", **(base | kw))  # type: ignore[arg-type]
 
 
 def _decide(profile: Profile, model: UpliftModel | None, now: float = NOON) -> LearnedPolicy:
@@ -67,9 +55,9 @@ def _model_with_answers(rates: dict[str, float], n: int = 400) -> UpliftModel:
 
 def test_a_user_who_reads_one_channel_is_sent_there_and_told_why() -> None:
     model = _model_with_answers({"app": 0.3, "wechat": 0.3, "sms": 0.3})
-    plain = _decide(_profile(), model).decision
+    plain = _decide(viewer(), model).decision
     assert plain is not None and plain.channel == "app"  # the most engaged channel, all else equal
-    reader = _profile(responses={"sms": [12, 11], "app": [12, 0]})
+    reader = viewer(responses={"sms": [12, 11], "app": [12, 0]})
     d = _decide(reader, model).decision
     assert d is not None and d.channel == "sms"
     assert "opened or clicked 11 of 12 messages on sms" in d.reasons
@@ -97,7 +85,7 @@ def test_segment_answer_rates_are_learned_from_outcomes_and_shrunk_to_all_users(
 
 
 def test_an_answer_is_counted_once_and_labels_the_decisions_outcome() -> None:
-    p, due = _profile(item_views={}), DueIndex({}, partition=0)
+    p, due = viewer(item_views={}), DueIndex({}, partition=0)
     cfg = StepConfig(actions=CATALOG.model_copy(update={"exploration": 0.0}), contact=RULES)
     sent = None
     for i in range(3):
@@ -126,7 +114,7 @@ def test_merging_profiles_adds_their_answers() -> None:
 def _evening_person(**kw: object) -> Profile:
     hours = [0] * 24
     hours[19] = 30  # events at 19:00-20:00 local
-    return _profile(hours=hours, **kw)
+    return viewer(hours=hours, **kw)
 
 
 def test_a_message_decided_in_the_morning_waits_for_the_users_evening() -> None:
@@ -136,7 +124,7 @@ def test_a_message_decided_in_the_morning_waits_for_the_users_evening() -> None:
     assert any("most active time of day" in r for r in d.reasons)
     evening = _decide(_evening_person(), UpliftModel(), now=10 * DAY + 19 * HOUR + 60).decision
     assert evening is not None and evening.send_at == evening.created_at  # already the best hour
-    few = _decide(_profile(), UpliftModel(), now=morning).decision
+    few = _decide(viewer(), UpliftModel(), now=morning).decision
     assert few is not None and few.send_at == morning  # too few events to know their hours
     off = CATALOG.model_copy(update={"timing": Timing(enabled=False)})
     assert best_send_time(_evening_person(), morning, RULES, off.timing) == (morning, False)
@@ -146,7 +134,7 @@ def test_a_night_owl_is_sent_at_the_last_hour_before_quiet_hours() -> None:
     hours = [0] * 24
     hours[23] = hours[22] = 20  # most active inside the quiet hours (21:00-08:00)
     at, moved = best_send_time(
-        _profile(hours=hours, timezone="Asia/Shanghai"), NOON - 8 * HOUR, RULES, Timing()
+        viewer(hours=hours, timezone="Asia/Shanghai"), NOON - 8 * HOUR, RULES, Timing()
     )
     local = datetime.fromtimestamp(at, ZoneInfo("Asia/Shanghai"))
     assert moved and (local.hour, local.minute) == (20, 30)
