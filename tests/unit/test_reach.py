@@ -13,7 +13,7 @@ from app.action_catalog import load_file
 from models import attribution
 from models.arbitration import LearnedPolicy
 from models.contact import ContactRules, in_quiet_hours
-from models.decision import DecisionContext
+from models.decision import DecisionContext, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile, merge_into
@@ -29,7 +29,7 @@ CATALOG = load_file()
 RULES = ContactRules(quiet_start_hour=21, quiet_end_hour=8)
 
 
-def _decide(profile: Profile, model: UpliftModel | None, now: float = NOON) -> LearnedPolicy:
+def _decide(profile: Profile, model: UpliftModel | None, now: float = NOON) -> Verdict:
     catalog = CATALOG.model_copy(update={"exploration": 0.0})
     ctx = DecisionContext(
         profile=profile,
@@ -40,7 +40,7 @@ def _decide(profile: Profile, model: UpliftModel | None, now: float = NOON) -> L
         recommendations=lambda: [Recommendation("c7", 0.9, "viewed together with c1")],
     )
     verdict, _ = LearnedPolicy(catalog, model).decide(ctx)
-    return verdict  # type: ignore[return-value]
+    return verdict
 
 
 def _model_with_answers(rates: dict[str, float], n: int = 400) -> UpliftModel:
