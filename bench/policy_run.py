@@ -113,11 +113,11 @@ def summarize(runs: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
     means["margin.value_learned_minus_random"] = margin(values, "policy.value", "policy.random_value")
     if coverage:
         cs = list(coverage.values())
-        for key in ("covers", "difference_covers", "all_covers"):
+        for key in ("covers", "first_send_covers", "difference_covers", "all_covers"):
             means[f"control.{key.replace('covers', 'coverage')}"] = round(
                 statistics.fmean(c[f"control.{key}"] for c in cs), 3
             )
-        for key in ("estimate", "true_uplift"):
+        for key in ("estimate", "true_uplift", "first_send_uplift"):
             means[f"control.mean_{key}"] = round(statistics.fmean(c[f"control.{key}"] for c in cs), 5)
         means["control.mean_ci95_width"] = round(
             statistics.fmean(c["control.estimate_ci95"][1] - c["control.estimate_ci95"][0] for c in cs), 5

@@ -42,7 +42,7 @@ import orjson
 from app.rules import new_recommender, new_uplift, step_config
 from app.settings import ContactSettings, Settings
 from app.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_closed_loop
-from app.sim.world import TIMEZONES, World, WorldConfig
+from app.sim.world import DAY, HOUR, TIMEZONES, World, WorldConfig
 from app.violations import check
 from models.attribution import learnable
 from models.catalog import CatalogEntry
@@ -276,6 +276,8 @@ class PolicyRun:
     truth: dict[str, Any]
     decisions: list[Decision] = field(default_factory=list)
     """The closed loop's decisions, sent or not, with what they caused (the simulator's truth)."""
+    window_s: float = 3 * DAY
+    """The closed loop's conversion window (a decision converts if its item is bought within it)."""
 
     @property
     def caused(self) -> dict[str, bool]:
@@ -346,7 +348,7 @@ def run_policy(
     }
     if actions is not None:
         figures |= compare(policy.points, truth["users"], ResponseModel())
-    return PolicyRun(figures, policy, truth, res.decisions)
+    return PolicyRun(figures, policy, truth, res.decisions, res.truth["window_s"])
 
 
 def run_worker_policy(config: WorldConfig, **kwargs: Any) -> dict[str, Any]:
@@ -468,32 +470,50 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
     control users'. Before it nothing was sent to anyone, so the two groups differ only by the
     hash; later decisions do not (a sent user unsubscribes, buys, or is suppressed, and gets
     other decisions than a control user). A decision converts if its item is bought within the
-    loop's window after it, whatever else was sent (no last-touch attribution). The estimate is
-    the share of would-be non-buyers that the message turned into buyers, ``(t - c) / (1 - c)``
-    (t, c: the treated and control conversion), with a delta-method 95% interval: in the
-    simulator a sent user buys if they would have anyway or the message causes it, so this is the
-    response model's probability that the message causes a purchase. The truth
-    (``control.true_uplift``) is that probability (the response model's ``p_extra`` at the send
-    hour) averaged over the same decisions, sent or not. ``control.difference`` is the plain
-    ``t - c``, which is lower by the purchases that would have happened anyway
-    (``control.difference_covers`` compares it with the same truth).
+    loop's window after it, whatever else was sent (no last-touch attribution).
+
+    The estimate is the share of would-be non-buyers that treatment turned into buyers,
+    ``(t - c) / (1 - c)`` (t, c: the treated and control conversion), with a delta-method 95%
+    interval. In the simulator a sent user buys the item if they would have anyway or a message
+    naming it causes a purchase within the window; treatment there is the first message and the
+    follow-ups the policy decides for the same item within the window (for control users too,
+    logged and not sent). The truth (``control.true_uplift``) is therefore, averaged over the
+    first decisions of both groups, the response model's probability that at least one of those
+    messages causes a purchase inside the window: ``1 - prod(1 - p_extra * f)`` over them, with
+    ``p_extra`` at each one's send hour and ``f`` the share of its purchase delay (uniform, one
+    hour to two days after its send) that falls inside the window (a later-decided message may
+    be sent earlier, when the first was held). ``control.first_send_uplift`` is the first
+    message's ``p_extra`` alone. ``control.difference`` is the plain ``t - c``, lower by the
+    purchases that would have happened anyway.
 
     ``control.all_*``: every decision rather than the first, each purchase converting the latest
-    decision before it (the worker's attribution); biased by the effects above, kept to show it."""
+    decision before it (the worker's attribution), against the mean ``p_extra`` of those
+    decisions; biased by the effects above, kept to show it."""
     users_truth = run.truth["users"]
     offsets = {name: offset for name, offset, _ in TIMEZONES}
     response = ResponseModel()
-    first: dict[str, Decision] = {}
+    by_user: dict[str, list[Decision]] = {}
     for d in run.decisions:
-        first.setdefault(d.user_id, d)
-    t = [float(d.converted) for d in first.values() if d.treated]
-    c = [float(d.converted) for d in first.values() if not d.treated]
-    true = statistics.fmean(
-        response.p_extra(
-            d.persona, d.request.action_type, d.request.channel, d.request.offer_value, d.local_hour
-        )
-        for d in first.values()
-    )
+        by_user.setdefault(d.user_id, []).append(d)
+
+    def p_extra(d: Decision) -> float:
+        r = d.request
+        return response.p_extra(d.persona, r.action_type, r.channel, r.offer_value, d.local_hour)
+
+    first = [ds[0] for ds in by_user.values()]
+    t = [float(d.converted) for d in first if d.treated]
+    c = [float(d.converted) for d in first if not d.treated]
+    true, first_send = [], []
+    for ds in by_user.values():
+        d, end = ds[0], ds[0].at + run.window_s
+        none = 1.0
+        for f in ds:  # the first message and every later-decided one naming the same item
+            if f.request.item_id == d.request.item_id:
+                lo, hi = max(f.at + HOUR, d.at), min(f.at + 2 * DAY, end)
+                none *= 1 - p_extra(f) * max(0.0, hi - lo) / (2 * DAY - HOUR)
+        true.append(1 - none)
+        first_send.append(p_extra(d))
+    truth = statistics.fmean(true)
     pt, pc = statistics.fmean(t), statistics.fmean(c)
     vt, vc = pt * (1 - pt) / len(t), pc * (1 - pc) / len(c)
     est = (pt - pc) / (1 - pc)
@@ -514,12 +534,14 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
     return {
         "control.estimate": round(est, 5),
         "control.estimate_ci95": [round(est - half, 5), round(est + half, 5)],
-        "control.true_uplift": round(true, 5),
-        "control.covers": bool(est - half <= true <= est + half),
+        "control.true_uplift": round(truth, 5),
+        "control.covers": bool(est - half <= truth <= est + half),
+        "control.first_send_uplift": round(statistics.fmean(first_send), 5),
+        "control.first_send_covers": bool(est - half <= statistics.fmean(first_send) <= est + half),
         "control.users": {"treated": len(t), "control": len(c)},
         "control.difference": diff["d"],
         "control.difference_ci95": diff["d_ci95"],
-        "control.difference_covers": bool(diff["d_ci95"][0] <= true <= diff["d_ci95"][1]),
+        "control.difference_covers": bool(diff["d_ci95"][0] <= truth <= diff["d_ci95"][1]),
         "control.all_estimate": every["e"],
         "control.all_estimate_ci95": every["e_ci95"],
         "control.all_true_uplift": round(all_truth, 5),
