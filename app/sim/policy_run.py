@@ -474,7 +474,8 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
 
     The estimate is the share of would-be non-buyers that treatment turned into buyers,
     ``(t - c) / (1 - c)`` (t, c: the treated and control conversion), with a delta-method 95%
-    interval. In the simulator a sent user buys the item if they would have anyway or a message
+    interval whose variance uses Agresti-Caffo adjusted rates (a control group of 50 users often
+    has no conversion, and a plain Wald interval would then ignore its uncertainty). In the simulator a sent user buys the item if they would have anyway or a message
     naming it causes a purchase within the window; treatment there is the first message and the
     follow-ups the policy decides for the same item within the window (for control users too,
     logged and not sent). The truth (``control.true_uplift``) is therefore, averaged over the
@@ -515,9 +516,12 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
         first_send.append(p_extra(d))
     truth = statistics.fmean(true)
     pt, pc = statistics.fmean(t), statistics.fmean(c)
-    vt, vc = pt * (1 - pt) / len(t), pc * (1 - pc) / len(c)
     est = (pt - pc) / (1 - pc)
-    half = 1.96 * math.sqrt(vt + vc * ((1 - pt) / (1 - pc)) ** 2) / (1 - pc)
+    # the variance from Agresti-Caffo adjusted rates (one conversion and one non-conversion added
+    # to each group): a group with no conversions must not read as a certain rate of zero
+    at, ac = (sum(t) + 1) / (len(t) + 2), (sum(c) + 1) / (len(c) + 2)
+    vt, vc = at * (1 - at) / (len(t) + 2), ac * (1 - ac) / (len(c) + 2)
+    half = 1.96 * math.sqrt(vt + vc * ((1 - at) / (1 - ac)) ** 2) / (1 - ac)
     diff = _uplift("d", int(sum(t)), len(t), int(sum(c)), len(c))
     policy = run.policy
     y: dict[str, list[float]] = {"sent": [], "control": []}
@@ -539,6 +543,7 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
         "control.first_send_uplift": round(statistics.fmean(first_send), 5),
         "control.first_send_covers": bool(est - half <= statistics.fmean(first_send) <= est + half),
         "control.users": {"treated": len(t), "control": len(c)},
+        "control.converted": {"treated": int(sum(t)), "control": int(sum(c))},
         "control.difference": diff["d"],
         "control.difference_ci95": diff["d_ci95"],
         "control.difference_covers": bool(diff["d_ci95"][0] <= truth <= diff["d_ci95"][1]),
