@@ -475,17 +475,19 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
     The estimate is the share of would-be non-buyers that treatment turned into buyers,
     ``(t - c) / (1 - c)`` (t, c: the treated and control conversion), with a delta-method 95%
     interval whose variance uses Agresti-Caffo adjusted rates (a control group of 50 users often
-    has no conversion, and a plain Wald interval would then ignore its uncertainty). In the simulator a sent user buys the item if they would have anyway or a message
-    naming it causes a purchase within the window; treatment there is the first message and the
-    follow-ups the policy decides for the same item within the window (for control users too,
-    logged and not sent). The truth (``control.true_uplift``) is therefore, averaged over the
-    first decisions of both groups, the response model's probability that at least one of those
-    messages causes a purchase inside the window: ``1 - prod(1 - p_extra * f)`` over them, with
-    ``p_extra`` at each one's send hour and ``f`` the share of its purchase delay (uniform, one
-    hour to two days after its send) that falls inside the window (a later-decided message may
-    be sent earlier, when the first was held). ``control.first_send_uplift`` is the first
-    message's ``p_extra`` alone. ``control.difference`` is the plain ``t - c``, lower by the
-    purchases that would have happened anyway.
+    has no conversion, and a plain Wald interval would then ignore its uncertainty).
+
+    In the simulator a sent user buys the item if they would have anyway or a message naming it
+    causes a purchase within the window; treatment there is the first message and the follow-ups
+    the policy decides for the same item (for control users too, logged and not sent). The truth
+    (``control.true_uplift``) is therefore, averaged over the first decisions of both groups, the
+    response model's probability that at least one of those messages causes a purchase inside the
+    window: ``1 - prod(1 - p_extra * f)`` over them, with ``p_extra`` at each one's send hour and
+    ``f`` the share of its purchase delay (uniform, one hour to two days after its send) that
+    falls inside the window (a later-decided message may be sent earlier, when the first was
+    held). ``control.first_send_uplift`` is the first message's ``p_extra`` alone.
+    ``control.difference`` is the plain ``t - c``, lower by the purchases that would have happened
+    anyway.
 
     ``control.all_*``: every decision rather than the first, each purchase converting the latest
     decision before it (the worker's attribution), against the mean ``p_extra`` of those
