@@ -2,8 +2,9 @@
 and the learned policy's (:class:`models.arbitration.LearnedPolicy` over the shipped catalog,
 with an uplift model that has learned 20,000 outcomes) end to end on a view that triggers an
 action (eligibility, candidates over the user's channels, consent, contact rules, quiet hours,
-uplift scores, the exploration and control-group draws and the action), for users with a
-contact log of several sends.
+the send time from the user's active hours, uplift scores with the user's channel factors, the
+exploration and control-group draws and the action), for users with 50 events, a contact log of
+several sends and answered messages per channel.
 
     python -m bench.decision --users 2000 --rounds 20
 
@@ -39,9 +40,16 @@ T0 = 1_772_424_000.0  # 2026-03-02 04:00 UTC
 
 def _user(i: int, rng: random.Random) -> tuple[Profile, ContactState]:
     channels = rng.sample(CHANNELS, rng.randint(1, 5))
+    hours = [0] * 24
+    peak = rng.uniform(0, 24)
+    for _ in range(50):  # the hours of their 50 events, around a personal peak
+        hours[int(rng.gauss(peak, 2.5)) % 24] += 1
+    sent = {c: rng.randint(0, 10) for c in channels}
     p = Profile(
         f"u:{i}",
         events=50,
+        hours=hours,
+        responses={c: [n, rng.randint(0, n)] for c, n in sent.items()},
         by_channel={c: rng.randint(1, 20) for c in channels},
         item_views={"c1": [3, T0]},
         timezone=rng.choice(["Asia/Shanghai", "America/Los_Angeles", None]),
@@ -78,11 +86,14 @@ def main(users: int, rounds: int, seed: int) -> dict[str, Any]:
     for _ in range(20_000):  # outcomes of every action type on every channel
         action = rng.choice(["none", "recommend_item", "abandoned_view_reminder", "winback_offer"])
         x = {"item_views": float(rng.randint(0, 4)), "action": action, "channel": rng.choice(CHANNELS)}
+        if action != "none":
+            x["answered"] = float(rng.random() < 0.3)
         model.learn_one(x, rng.random() < 0.05)
     learned = LearnedPolicy(load_file(), model)
 
     def run(policy: str) -> dict[str, Any]:
-        timings, outcomes = [], {}
+        timings: list[float] = []
+        outcomes: dict[str, int] = {}
         for r in range(rounds):
             for p, state in people:
                 trigger = EventFacts(event_id=f"e{r}", type="view", channel="app", ts=T0 + r, item_id="c1")
