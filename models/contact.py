@@ -85,13 +85,13 @@ class ContactRules:
     paused: bool = False
     """The kill switch: when on, nothing is sent."""
 
-    def cooldown(self, action_type: str) -> float:
-        return self.cooldown_s.get(action_type, self.default_cooldown_s)
-
     late_s: float = 2 * DAY
     """How far behind a user's newest decision a late event may still decide (the backfill age
     plus the lateness behind the watermark): sends are remembered this much longer than the
     longest rule, so that such a decision still counts them."""
+
+    def cooldown(self, action_type: str) -> float:
+        return self.cooldown_s.get(action_type, self.default_cooldown_s)
 
     @property
     def memory_s(self) -> float:

@@ -150,6 +150,10 @@ class UpliftModel(base.Classifier):
         """(channel,) and (channel, segment) -> [messages answered, messages sent]."""
         self.n_learned = 0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A snapshot written before the answer rates existed restores without any (additive)."""
+        self.__dict__.update({"answer_base": 0.25, "answer_weight": 20.0, "answers": {}, **state})
+
     @property
     def _multiclass(self) -> bool:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -158,3 +159,13 @@ def test_the_send_time_is_never_early_late_or_in_quiet_hours(
     assert at <= now + max(max_delay * HOUR, 13 * HOUR)  # quiet hours last 11 hours; at most
     if moved:
         assert at <= now + max_delay * HOUR
+
+
+def test_an_uplift_snapshot_from_before_the_answer_rates_restores_without_them() -> None:
+    model = _model_with_answers({"sms": 0.5}, n=50)
+    old = UpliftModel.__new__(UpliftModel)
+    state = {k: v for k, v in model.__dict__.items() if k not in ("answers", "answer_base", "answer_weight")}
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.answer_rate("sms") == 0.25 and old.counts == model.counts
+    again = pickle.loads(pickle.dumps(model))
+    assert again.answer_rate("sms") == model.answer_rate("sms") != 0.25
