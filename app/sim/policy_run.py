@@ -11,10 +11,10 @@ Report keys:
 - ``policy.actions``: actions sent (treated users);
 - ``policy.cancelled``: actions withdrawn by a revocation before their send time;
 - ``policy.violations`` and ``policy.violations_by_rule``;
-- ``policy.rule_uplift``: treated minus control conversion per decision, with its 95% interval
-  (normal approximation). Treatment changes what comes after: sent users unsubscribe, buy, or
-  are suppressed after ignoring messages, so they get fewer later decisions than control users.
-  ``policy.rule_uplift_first`` therefore also compares each user's first decision only.
+- ``policy.measured_uplift``: treated minus control conversion per decision, with its 95%
+  interval (normal approximation). Treatment changes what comes after: sent users unsubscribe,
+  buy, or are suppressed after ignoring messages, so they get fewer later decisions than control
+  users. ``policy.measured_uplift_first`` therefore also compares each user's first decision only.
   Conversion is a purchase of the recommended item within the loop's window. The control group
   is the worker's own (``control_share`` of users by hash): control users are decided for under
   the same contact rules (a shadow send) but never sent, exactly as in the worker.
