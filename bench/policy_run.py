@@ -105,12 +105,14 @@ KEYS = (
 def summarize(runs: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
     """Means over seeds, the margins with their 95% intervals, and the control coverage."""
     values = list(runs.values())
-    means: dict[str, Any] = {k: round(statistics.fmean(float(r[k]) for r in values), 4) for k in KEYS}
-    means["ope.rule_dr"] = round(statistics.fmean(r["ope.rule_dr"][0] for r in values), 4)
-    means["ope.rule_ips"] = round(statistics.fmean(r["ope.rule_ips"][0] for r in values), 4)
-    means["margin.learned_minus_rule"] = margin(values, "policy.uplift", "policy.rule_uplift")
-    means["margin.learned_minus_random"] = margin(values, "policy.uplift", "policy.random_uplift")
-    means["margin.value_learned_minus_random"] = margin(values, "policy.value", "policy.random_value")
+    means: dict[str, Any] = {}
+    if values:  # a coverage-only run has none
+        means |= {k: round(statistics.fmean(float(r[k]) for r in values), 4) for k in KEYS}
+        means["ope.rule_dr"] = round(statistics.fmean(r["ope.rule_dr"][0] for r in values), 4)
+        means["ope.rule_ips"] = round(statistics.fmean(r["ope.rule_ips"][0] for r in values), 4)
+        means["margin.learned_minus_rule"] = margin(values, "policy.uplift", "policy.rule_uplift")
+        means["margin.learned_minus_random"] = margin(values, "policy.uplift", "policy.random_uplift")
+        means["margin.value_learned_minus_random"] = margin(values, "policy.value", "policy.random_value")
     if coverage:
         cs = list(coverage.values())
         for key in ("covers", "first_send_covers", "difference_covers", "all_covers"):
