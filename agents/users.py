@@ -226,7 +226,7 @@ async def _send_outcomes(rt: Runtime, outcomes: Iterable[dict[str, Any]]) -> Non
     for outcome in outcomes:
         metrics.OUTCOMES.labels(outcome["decided"], outcome["group"], str(bool(outcome["y"])).lower()).inc()
         if learnable(outcome):
-            await rt.training.send(value=orjson.dumps({"model": "uplift", **outcome}))
+            await _train(rt, "uplift", **outcome)
 
 
 async def _send_labelled(rt: Runtime, labelled: Iterable[Labelled]) -> None:
