@@ -26,6 +26,18 @@ DIMENSIONS = ("action", "channel", "segment")
 Z95 = 1.96
 
 
+def difference(ct: int, nt: int, cc: int, nc: int) -> tuple[float, float, float]:
+    """Treated minus control conversion (``ct`` of ``nt`` against ``cc`` of ``nc``) with its 95%
+    interval, normal approximation: (difference, low, high). An empty side counts as a rate of 0.
+
+    >>> [round(v, 3) for v in difference(30, 100, 10, 100)]
+    [0.2, 0.093, 0.307]
+    """
+    pt, pc = ct / max(nt, 1), cc / max(nc, 1)
+    half = Z95 * math.sqrt(pt * (1 - pt) / max(nt, 1) + pc * (1 - pc) / max(nc, 1))
+    return pt - pc, pt - pc - half, pt - pc + half
+
+
 class UpliftTally:
     """Conversions and decisions per (dimension, value, side)."""
 
@@ -74,9 +86,8 @@ class UpliftTally:
                 "ci95": None,
             }
             if nt and nc:
-                pt, pc = ct / nt, cc / nc
-                half = Z95 * math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
-                row["uplift"] = round(pt - pc, 4)
-                row["ci95"] = [round(pt - pc - half, 4), round(pt - pc + half, 4)]
+                uplift, lo, hi = difference(ct, nt, cc, nc)
+                row["uplift"] = round(uplift, 4)
+                row["ci95"] = [round(lo, 4), round(hi, 4)]
             out.append(row)
         return out

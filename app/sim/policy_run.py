@@ -55,6 +55,7 @@ from models.profile import Profile
 from models.reach import send_slots
 from models.recommend import Recommender
 from models.uplift import UpliftModel
+from models.uplift_report import difference
 from models.user_step import (
     ContactUpdate,
     Scorers,
@@ -441,10 +442,8 @@ def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
 
 def _uplift(name: str, ct: int, nt: int, cc: int, nc: int) -> dict[str, Any]:
     """Treated minus control conversion, with its 95% interval (normal approximation)."""
-    pt, pc = ct / max(nt, 1), cc / max(nc, 1)
-    se = math.sqrt(pt * (1 - pt) / max(nt, 1) + pc * (1 - pc) / max(nc, 1))
-    lo, hi = pt - pc - 1.96 * se, pt - pc + 1.96 * se
-    return {name: round(pt - pc, 5), f"{name}_ci95": [round(lo, 5), round(hi, 5)]}
+    uplift, lo, hi = difference(ct, nt, cc, nc)
+    return {name: round(uplift, 5), f"{name}_ci95": [round(lo, 5), round(hi, 5)]}
 
 
 def rule_catalog(actions: ActionCatalog) -> ActionCatalog:
