@@ -57,11 +57,18 @@ async def read_range(
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            out += [(r.offset, r.value) for r in batch.get(tp, []) if r.offset < end]
+        out = await _drain(consumer, tp, end)
     finally:
         await consumer.stop()
+    return out
+
+
+async def _drain(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> list[tuple[int, bytes | None]]:
+    """The records of ``tp`` from the consumer's position up to offset ``end``, as (offset, value)."""
+    out: list[tuple[int, bytes | None]] = []
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=1000)
+        out += [(r.offset, r.value) for r in batch.get(tp, []) if r.offset < end]
     return out
 
 
@@ -82,9 +89,7 @@ async def read_all(topic: str, client_kwargs: dict[str, Any]) -> list[bytes | No
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out += [r.value for r in batch.get(tp, []) if r.offset < ends[tp]]
+            out += [value for _, value in await _drain(consumer, tp, ends[tp])]
     finally:
         await consumer.stop()
     return out
