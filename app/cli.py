@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from schemas.decisions import DecisionRecord
 
 
 def _settings() -> Settings:
@@ -385,15 +389,26 @@ def _jsonl(path: Path) -> list[bytes]:
     return [line for line in path.read_bytes().splitlines() if line.strip()]
 
 
+def _decision_log(
+    raw_decisions: Sequence[bytes | None], raw_outcomes: Sequence[bytes | None]
+) -> tuple[list[DecisionRecord], list[dict[str, Any]]]:
+    """The decision records, and the uplift samples among the training samples (their outcomes)."""
+    from schemas.decisions import DecisionRecord
+
+    records = [DecisionRecord.model_validate_json(v) for v in raw_decisions if v]
+    samples = [
+        s for s in (orjson.loads(v) for v in raw_outcomes if v) if s.get("model", "uplift") == "uplift"
+    ]
+    return records, samples
+
+
 def _offpolicy_figures(decisions: Path, outcomes: Path) -> dict[str, Any]:
     """``offpolicy.<policy>.<ips|dr>`` (mean conversion per decision) from a decision log."""
     from app.action_catalog import load_file
     from app.policy_report import offpolicy
-    from schemas.decisions import DecisionRecord
 
-    records = [DecisionRecord.model_validate_json(v) for v in _jsonl(decisions)]
-    samples = [orjson.loads(v) for v in _jsonl(outcomes)]
-    by_id = {s["decision_id"]: bool(s["y"]) for s in samples if s.get("model", "uplift") == "uplift"}
+    records, samples = _decision_log(_jsonl(decisions), _jsonl(outcomes))
+    by_id = {s["decision_id"]: bool(s["y"]) for s in samples}
     ope = offpolicy(records, by_id, load_file(_settings().decision.catalog_path))
     out: dict[str, Any] = {"offpolicy.decisions": ope["decisions"], "offpolicy.logged": ope.get("logged")}
     for name, est in ope.items():
@@ -438,7 +453,6 @@ def report(
     from app.kafka import client_kwargs
     from app.policy_report import build, render_html
     from app.topics import TopicNames
-    from schemas.decisions import DecisionRecord
 
     settings = _settings()
     names = TopicNames.of(settings)
@@ -449,10 +463,7 @@ def report(
     raw_outcomes = (
         _jsonl(outcomes) if outcomes else asyncio.run(read_all(names.training, client_kwargs(settings)))
     )
-    records = [DecisionRecord.model_validate_json(v) for v in raw_decisions if v]
-    samples = [
-        s for s in (orjson.loads(v) for v in raw_outcomes if v) if s.get("model", "uplift") == "uplift"
-    ]
+    records, samples = _decision_log(raw_decisions, raw_outcomes)
     figures = build(records, samples, load_file(catalog_path or settings.decision.catalog_path))
     out.write_text(render_html(figures))
     if json_out is not None:
