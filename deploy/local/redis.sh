@@ -42,10 +42,13 @@ start() {
 }
 
 stop() {
-  if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "stopping pid $(cat "$pidfile")"
-    kill "$(cat "$pidfile")"
-    for _ in $(seq 1 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.2; done
+  local pid
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping pid $pid"
+    kill "$pid"
+    # redis removes its pid file as it exits: wait on the pid itself
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   else
     log "not running (no server started by this script)"
   fi
