@@ -212,10 +212,16 @@ def zone(name: str | None, default: str) -> ZoneInfo:
 
 def in_quiet_hours(rules: ContactRules, at: float, timezone: str | None) -> bool:
     """Whether ``at`` falls inside the quiet hours in the user's local time."""
+    if rules.quiet_start_hour == rules.quiet_end_hour:
+        return False
+    return quiet_hour(rules, datetime.fromtimestamp(at, zone(timezone, rules.default_timezone)).hour)
+
+
+def quiet_hour(rules: ContactRules, hour: int) -> bool:
+    """Whether the local ``hour`` of day is a quiet one."""
     start, end = rules.quiet_start_hour, rules.quiet_end_hour
     if start == end:
         return False
-    hour = datetime.fromtimestamp(at, zone(timezone, rules.default_timezone)).hour
     return start <= hour < end if start < end else hour >= start or hour < end
 
 

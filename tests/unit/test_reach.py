@@ -18,7 +18,14 @@ from models.decision import DecisionContext, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.profile import Profile, merge_into
-from models.reach import best_send_time, channel_factor, note_answered, note_sent
+from models.reach import (
+    best_send_time,
+    channel_factor,
+    note_answered,
+    note_sent,
+    slots_by_zone,
+    slots_with_hours,
+)
 from models.recommend import Recommendation
 from models.uplift import UpliftModel
 from models.user_step import StepConfig, on_event, on_feedback
@@ -159,6 +166,49 @@ def test_the_send_time_is_never_early_late_or_in_quiet_hours(
     assert at <= now + max(max_delay * HOUR, 13 * HOUR)  # quiet hours last 11 hours; at most
     if moved:
         assert at <= now + max_delay * HOUR
+
+
+SPRING_2026 = datetime(2026, 3, 1, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    # event times in milliseconds (below a microsecond the zone rounds, the arithmetic does not),
+    # over both of 2026's clock changes
+    now=st.integers(int(SPRING_2026 * 1000), int((SPRING_2026 + 270 * DAY) * 1000)).map(lambda ms: ms / 1000),
+    tz=st.sampled_from(
+        [
+            "UTC",
+            "Asia/Shanghai",
+            "America/New_York",
+            "Europe/London",
+            "Australia/Lord_Howe",
+            "Asia/Kathmandu",
+            "Not/AZone",
+            None,
+        ]
+    ),
+    default=st.sampled_from(["Asia/Shanghai", "America/New_York"]),
+    quiet=st.tuples(st.integers(0, 23), st.integers(0, 23)),
+    max_delay=st.floats(0, 48),
+)
+def test_the_slots_by_arithmetic_are_the_slots_by_zone(
+    now: float, tz: str | None, default: str, quiet: tuple[int, int], max_delay: float
+) -> None:
+    rules = ContactRules(quiet_start_hour=quiet[0], quiet_end_hour=quiet[1], default_timezone=default)
+    assert slots_with_hours(now, rules, tz, max_delay) == slots_by_zone(now, rules, tz, max_delay)
+
+
+def test_slots_across_a_clock_change_keep_to_half_past_local_time() -> None:
+    rules = ContactRules(quiet_start_hour=0, quiet_end_hour=0)  # no quiet hours
+    ny = ZoneInfo("America/New_York")
+    now = datetime(2026, 3, 8, 0, 10, tzinfo=ny).timestamp()  # clocks go from 02:00 to 03:00
+    got = [
+        datetime.fromtimestamp(t, ny).strftime("%H:%M")
+        for t, _ in slots_with_hours(now, rules, "America/New_York", 4)
+    ]
+    assert got == ["00:10", "00:30", "01:30", "03:30", "04:30"]
+    assert [h for _, h in slots_with_hours(now, rules, "America/New_York", 4)] == [0, 0, 1, 3, 4]
 
 
 def test_an_uplift_snapshot_from_before_the_answer_rates_restores_without_them() -> None:
