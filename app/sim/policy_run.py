@@ -425,11 +425,13 @@ def _value(uplift: float, allowed: tuple[Any, ...]) -> float:
     return float(uplift * allowed[7] - allowed[3] * (allowed[6] - allowed[5] + uplift))
 
 
-def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
+def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None], list[bool]]:
     """The learned policy's decisions that it made itself (not control or holdout users'), whose
-    attribution window has closed, as an off-policy evaluation log (rewards: conversions), and
-    at each the foundation rule's choice (``None``: the rule does not act there)."""
-    log, rule = [], []
+    attribution window has closed, as an off-policy evaluation log (rewards: conversions); at each
+    the foundation rule's choice (``None``: the rule does not act there), and whether that choice
+    is the one the learned policy scored highest (where the log holds the rule's choice mostly
+    by exploitation, else only by exploration)."""
+    log, rule, on_top = [], [], []
     for point in policy.points:
         if point["outcome"] not in ("sent", "no_action") or point["decision_id"] not in policy.outcomes:
             continue
@@ -437,7 +439,9 @@ def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None]]:
         reward = float(policy.outcomes[point["decision_id"]])
         log.append(logged(point["chosen"], point["propensity"], reward, scored))
         rule.append(point["rule_arm"])
-    return log, rule
+        top = max(range(len(scored)), key=lambda i: scored[i][0])
+        on_top.append(point["rule_arm"] == top)
+    return log, rule, on_top
 
 
 def _uplift(name: str, ct: int, nt: int, cc: int, nc: int) -> dict[str, Any]:
