@@ -1,11 +1,14 @@
-"""Off-policy evaluation with a known logging policy recovers a known target policy's value."""
+"""Off-policy evaluation with a known logging policy recovers a known target policy's value; the
+closed loop's decisions become such a log."""
 
 from __future__ import annotations
 
 import math
 import random
 
+from app.sim.policy_run import StepPolicy, offpolicy_log
 from models.offpolicy import Logged, dr, ips
+from models.user_step import StepConfig
 
 TRUE = {0: 0.05, 1: 0.15, 2: 0.30, None: 0.02}
 """Conversion probability of each choice (and of nothing) in the synthetic world."""
@@ -66,3 +69,29 @@ def test_a_target_outside_the_logged_support_cannot_be_estimated_by_ips() -> Non
     log = [Logged(2, 0, 1.0, 1.0, (0.5, 0.5), 0.1) for _ in range(100)]
     assert ips(log, lambda d: 1)[0] == 0.0
     assert not math.isnan(dr(log, lambda d: 1)[0])
+
+
+def test_the_closed_loops_log_names_the_rules_choice_and_whether_the_policy_ranked_it_first() -> None:
+    def point(i: int, outcome: str, chosen: int | None, rule_arm: int | None, scores: list[float]) -> dict:
+        allowed = [("a", "t", "app", 0.0, s, 0.01, 0.1, 1.0) for s in scores]
+        return {
+            "decision_id": f"d{i}",
+            "outcome": outcome,
+            "chosen": chosen,
+            "propensity": 0.5,
+            "rule_arm": rule_arm,
+            "allowed": allowed,
+        }
+
+    policy = StepPolicy(cfg=StepConfig())
+    policy.points = [
+        point(1, "sent", 0, 0, [2.0, 1.0]),  # the rule's choice is the top-scored one
+        point(2, "no_action", None, 1, [2.0, 1.0]),  # the rule's choice is below the top
+        point(3, "control", 0, 0, [2.0, 1.0]),  # a control user's decision: not in the log
+        point(4, "sent", 1, None, [1.0, 3.0]),  # the rule does not act
+        point(5, "sent", 0, 0, [1.0]),  # its window is still open: no outcome yet
+    ]
+    policy.outcomes = {"d1": True, "d2": False, "d3": True, "d4": False}
+    log, rule, on_top = offpolicy_log(policy)
+    assert [(d.chosen, d.reward) for d in log] == [(0, 1.0), (None, 0.0), (1, 0.0)]
+    assert rule == [0, 1, None] and on_top == [True, False, False]
