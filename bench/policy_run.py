@@ -47,8 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def one_seed(seed: int, users: int, days: int, control_share: float) -> dict[str, Any]:
-    actions = load_file()
+def one_seed(
+    seed: int, users: int, days: int, control_share: float, catalog: Path | None = None
+) -> dict[str, Any]:
+    actions = load_file(catalog)
     world = WorldConfig(days=days, users=users, seed=seed)
     learned = run_policy(world, control_share=control_share, actions=actions)
     rule = run_policy(world, control_share=0.0, actions=rule_catalog(actions), learn=False)
@@ -172,6 +174,7 @@ if __name__ == "__main__":
     ap.add_argument("--control-share", type=float, default=0.1)
     ap.add_argument("--coverage-seeds", type=int, nargs="*", default=[], help="e.g. 101 102 ... 120")
     ap.add_argument("--coverage-users", type=int, default=500)
+    ap.add_argument("--actions", type=Path, default=None, help="an action catalog other than the shipped one")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="merge these result files instead")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/policy_run.json")
     args = ap.parse_args()
@@ -180,12 +183,12 @@ if __name__ == "__main__":
         raise SystemExit(0)
     runs = {}
     for seed in args.seeds:
-        runs[str(seed)] = one_seed(seed, args.users, args.days, args.control_share)
+        runs[str(seed)] = one_seed(seed, args.users, args.days, args.control_share, args.actions)
         print(seed, orjson.dumps(runs[str(seed)]).decode(), flush=True)
     coverage = {}
     for seed in args.coverage_seeds:
         world = WorldConfig(days=args.days, users=args.coverage_users, seed=seed)
-        run = run_policy(world, control_share=args.control_share, actions=load_file())
+        run = run_policy(world, control_share=args.control_share, actions=load_file(args.actions))
         coverage[str(seed)] = control_estimate(run)
         print("coverage", seed, orjson.dumps(coverage[str(seed)]).decode(), flush=True)
     result = {"args": vars(args) | {"out": str(args.out), "merge": []}, "runs": runs, "coverage": coverage}
