@@ -19,7 +19,10 @@ Per seed (a simulated world, 90 days), with the worker's own step deciding (see
   own closed loop on the same world: its measured conversion per decision, against the inverse
   propensity and doubly robust estimates of the same rule from the learned policy's log
   (``ope.dr_error``: each seed's relative error, averaged; ``ope.dr_error_of_means``: the
-  estimate averaged over seeds against the measured value averaged);
+  estimate averaged over seeds against the measured value averaged), split where the learned
+  policy scores the rule's choice first (``ope.rule_dr_on_top``) and where it does not
+  (``ope.rule_dr_below``: the log holds the rule's choice there only by exploration), with the
+  mean importance weight of the rule's choice (``ope.weight_mean``, 1 in expectation);
 * over the ``--coverage-seeds`` worlds (``--coverage-users`` users each): whether the control
   group's 95% interval of the uplift covers the simulator's truth, on each user's first decision
   (the headline), as a plain difference, and over all decisions
