@@ -385,14 +385,14 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     for point in points:
         user = users[point["user_id"]]
         persona, offset = user["persona"], offsets.get(user["timezone"], 8)
-        allowed, now = point["allowed"], _hour(point["send_at"], offset)
+        allowed, now = point["allowed"], hour_at(point["send_at"], offset)
         at_once = [response.p_extra(persona, kind, ch, offer, now) for _, kind, ch, offer, *_ in allowed]
         # the oracle also sends at the user's true best time among the policy's send slots
-        best = max((_hour(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
+        best = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
         oracle = [response.p_extra(persona, kind, ch, offer, best) for _, kind, ch, offer, *_ in allowed]
         if point["chosen"] is not None:
             _, kind, ch, offer, *_ = chosen = allowed[point["chosen"]]
-            true = response.p_extra(persona, kind, ch, offer, _hour(point["policy_send_at"], offset))
+            true = response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset))
             total["policy.uplift"] += true
             total["policy.value"] += _value(true, chosen)
         total["policy.oracle_uplift"] += max(oracle)
@@ -413,7 +413,7 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     return out
 
 
-def _hour(t: float, offset: float) -> float:
+def hour_at(t: float, offset: float) -> float:
     """Local hour of day of ``t`` at a fixed UTC offset (the simulator's timezones)."""
     return (t / 3600 + offset) % 24
 
@@ -536,7 +536,7 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
             y[point["outcome"]].append(float(policy.outcomes[point["decision_id"]]))
             user = users_truth[point["user_id"]]
             _, kind, channel, offer, *_ = point["allowed"][point["chosen"]]
-            hour = _hour(point["policy_send_at"], offsets.get(user["timezone"], 8))
+            hour = hour_at(point["policy_send_at"], offsets.get(user["timezone"], 8))
             all_true.append(response.p_extra(user["persona"], kind, channel, offer, hour))
     every = _uplift("e", int(sum(y["sent"])), len(y["sent"]), int(sum(y["control"])), len(y["control"]))
     all_truth = statistics.fmean(all_true)

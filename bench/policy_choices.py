@@ -1,0 +1,81 @@
+"""What the learned policy chooses in the closed loop, against the oracle, per action type.
+
+    python -m bench.policy_choices --users 1000 --seed 2 [--actions path/to/actions.yaml]
+
+One world (90 days) with the learned policy deciding (:func:`app.sim.policy_run.run_policy`).
+At each of its decision points, per action type (and "nothing"): how often the learned policy
+and the oracle (the allowed choice of highest true uplift) pick it, the true incremental
+conversions the learned policy's picks earned, and what it lost against the oracle there. Then,
+per action type over every allowed choice, the uplift model's estimate (at the decision)
+against the simulator's true extra purchase probability. It shows which estimates the policy's
+losses come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from app.action_catalog import load_file
+from app.sim.policy_run import hour_at, run_policy
+from app.sim.responder import ResponseModel
+from app.sim.world import TIMEZONES, WorldConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--actions", type=Path, default=None, help="an action catalog other than the shipped one")
+    args = ap.parse_args()
+    actions = load_file(args.actions)
+    run = run_policy(
+        WorldConfig(days=args.days, users=args.users, seed=args.seed), control_share=0.1, actions=actions
+    )
+    offsets = {name: offset for name, offset, _ in TIMEZONES}
+    response, users = ResponseModel(), run.truth["users"]
+    learned: Counter[str] = Counter()
+    oracle: Counter[str] = Counter()
+    earned: defaultdict[str, float] = defaultdict(float)
+    lost: defaultdict[str, float] = defaultdict(float)
+    estimates: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+    for point in run.policy.points:
+        user = users[point["user_id"]]
+        persona, offset = user["persona"], offsets.get(user["timezone"], 8)
+        allowed, now = point["allowed"], hour_at(point["send_at"], offset)
+        for _, kind, ch, offer, _, uplift, *_ in allowed:  # each choice's estimate against the truth
+            estimates[kind].append((uplift, response.p_extra(persona, kind, ch, offer, now)))
+        # credited as app.sim.policy_run.compare credits them: the oracle at the user's true best
+        # send slot, the learned policy at its own send time
+        slot = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
+        oracle_true = [response.p_extra(persona, kind, ch, offer, slot) for _, kind, ch, offer, *_ in allowed]
+        best = max(range(len(allowed)), key=oracle_true.__getitem__)
+        oracle[allowed[best][1]] += 1
+        chosen = point["chosen"]
+        kind = "nothing" if chosen is None else allowed[chosen][1]
+        got = 0.0
+        if chosen is not None:
+            _, _, ch, offer, *_ = allowed[chosen]
+            got = response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset))
+        learned[kind] += 1
+        earned[kind] += got
+        lost[kind] += oracle_true[best] - got
+    print(
+        f"catalog prior_weight {actions.prior_weight}, seed {args.seed},",
+        f"{len(run.policy.points)} decision points",
+    )
+    print(f"{'picked':26s} {'learned':>8s} {'oracle':>8s} {'earned':>9s} {'lost':>9s}")
+    for kind in sorted(set(learned) | set(oracle)):
+        print(f"{kind:26s} {learned[kind]:8d} {oracle[kind]:8d} {earned[kind]:9.1f} {lost[kind]:9.1f}")
+    print(f"{'allowed choices':26s} {'n':>8s} {'estimated':>10s} {'true':>8s}  (mean uplift)")
+    for kind, pairs in sorted(estimates.items()):
+        est = statistics.fmean(e for e, _ in pairs)
+        true_mean = statistics.fmean(t for _, t in pairs)
+        print(f"{kind:26s} {len(pairs):8d} {est:10.4f} {true_mean:8.4f}")
+
+
+if __name__ == "__main__":
+    main()
