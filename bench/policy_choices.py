@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from app.action_catalog import load_file
-from app.sim.policy_run import hour_at, run_policy
+from app.sim.policy_run import PolicyRun, hour_at, run_policy
 from app.sim.responder import ResponseModel
 from app.sim.world import TIMEZONES, WorldConfig
 
@@ -75,6 +75,29 @@ def main() -> None:
         est = statistics.fmean(e for e, _ in pairs)
         true_mean = statistics.fmean(t for _, t in pairs)
         print(f"{kind:26s} {len(pairs):8d} {est:10.4f} {true_mean:8.4f}")
+    labels(run)
+
+
+def labels(run: PolicyRun) -> None:
+    """Where the rule would act (three or more views of an unbought item), per group and action
+    decided: the conversion the uplift model learns (the attribution's label: a purchase within
+    the window after the *decision*, last touch) against a purchase of the item within the window
+    after the *send time* (the closed loop's own record, whatever else was sent)."""
+    after_send = {d.action_id: d.converted for d in run.decisions}
+    rows: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for point in run.policy.points:
+        decision, chosen = point["decision_id"], point["chosen"]
+        if point["rule_arm"] is None or chosen is None or decision not in run.policy.outcomes:
+            continue
+        if decision in after_send:  # sent and control decisions (the loop records no others)
+            rows[(point["outcome"], point["allowed"][chosen][1])].append(
+                (float(run.policy.outcomes[decision]), float(after_send[decision]))
+            )
+    print(f"{'three or more views':40s} {'n':>6s} {'label':>7s} {'after send':>11s}")
+    for (group, kind), pairs in sorted(rows.items()):
+        label = statistics.fmean(a for a, _ in pairs)
+        sent = statistics.fmean(b for _, b in pairs)
+        print(f"{group + ', ' + kind:40s} {len(pairs):6d} {label:7.4f} {sent:11.4f}")
 
 
 if __name__ == "__main__":
