@@ -16,7 +16,21 @@ mkdir -p "$run_dir"
 running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 if [[ "${1:-start}" == "stop" ]]; then
-  if running; then kill "$(cat "$pidfile")"; echo "worker stopped"; else echo "no worker running"; fi
+  # waits for the worker to exit, so that `make stop services-stop` never takes the broker away
+  # from a worker still leaving its group (it then retries the dead broker and does not exit)
+  if running; then
+    pid="$(cat "$pidfile")"
+    kill "$pid"
+    for _ in $(seq 1 "${STOP_TIMEOUT_S:-60}"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "worker $pid still running after ${STOP_TIMEOUT_S:-60}s; killing it (its tables recover from their changelogs)"
+      kill -9 "$pid"
+    else
+      echo "worker stopped"
+    fi
+  else
+    echo "no worker running"
+  fi
   rm -f "$pidfile"; exit 0
 fi
 
