@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from app.action_catalog import load_file
-from app.sim.policy_run import PolicyRun, hour_at, run_policy
+from app.sim.policy_run import PolicyRun, run_policy, true_uplifts
 from app.sim.responder import ResponseModel
 from app.sim.world import TIMEZONES, WorldConfig
 
@@ -43,23 +43,16 @@ def main() -> None:
     lost: defaultdict[str, float] = defaultdict(float)
     estimates: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
     for point in run.policy.points:
-        user = users[point["user_id"]]
-        persona, offset = user["persona"], offsets.get(user["timezone"], 8)
-        allowed, now = point["allowed"], hour_at(point["send_at"], offset)
-        for _, kind, ch, offer, _, uplift, *_ in allowed:  # each choice's estimate against the truth
-            estimates[kind].append((uplift, response.p_extra(persona, kind, ch, offer, now)))
-        # credited as app.sim.policy_run.compare credits them: the oracle at the user's true best
-        # send slot, the learned policy at its own send time
-        slot = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
-        oracle_true = [response.p_extra(persona, kind, ch, offer, slot) for _, kind, ch, offer, *_ in allowed]
+        allowed, (at_once, oracle_true, true) = (
+            point["allowed"],
+            true_uplifts(point, users[point["user_id"]], response, offsets),
+        )
+        for choice, t in zip(allowed, at_once, strict=True):  # each choice's estimate against the truth
+            estimates[choice[1]].append((choice[5], t))
         best = max(range(len(allowed)), key=oracle_true.__getitem__)
         oracle[allowed[best][1]] += 1
-        chosen = point["chosen"]
-        kind = "nothing" if chosen is None else allowed[chosen][1]
-        got = 0.0
-        if chosen is not None:
-            _, _, ch, offer, *_ = allowed[chosen]
-            got = response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset))
+        kind = "nothing" if point["chosen"] is None else allowed[point["chosen"]][1]
+        got = 0.0 if true is None else true
         learned[kind] += 1
         earned[kind] += got
         lost[kind] += oracle_true[best] - got

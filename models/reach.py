@@ -132,12 +132,12 @@ def slots_with_hours(
     [(23.0, 7), (23.5, 7), (24.5, 8)]
     """
     end = now + max_delay_hours * HOUR
-    first = send_time(rules, now, timezone)
     local_zone, quiet_zone = zone(timezone, "UTC"), zone(timezone, rules.default_timezone)
     off = _fixed_offset(local_zone, now, end)
     quiet_off = off if quiet_zone is local_zone else _fixed_offset(quiet_zone, now, end)
     if off is None or quiet_off is None:
         return slots_by_zone(now, rules, timezone, max_delay_hours)
+    first = send_time(rules, now, timezone)
     slots = [(first, local_hour(first, timezone))]
     local = now + off
     t = local - local % HOUR + HOUR / 2

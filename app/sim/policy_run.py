@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -384,24 +385,21 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     )
     for point in points:
         user = users[point["user_id"]]
-        persona, offset = user["persona"], offsets.get(user["timezone"], 8)
-        allowed, now = point["allowed"], hour_at(point["send_at"], offset)
-        at_once = [response.p_extra(persona, kind, ch, offer, now) for _, kind, ch, offer, *_ in allowed]
-        # the oracle also sends at the user's true best time among the policy's send slots
-        best = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
-        oracle = [response.p_extra(persona, kind, ch, offer, best) for _, kind, ch, offer, *_ in allowed]
-        if point["chosen"] is not None:
-            _, kind, ch, offer, *_ = chosen = allowed[point["chosen"]]
-            true = response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset))
+        allowed, (at_once, oracle, true) = point["allowed"], true_uplifts(point, user, response, offsets)
+        if true is not None:
             total["policy.uplift"] += true
-            total["policy.value"] += _value(true, chosen)
+            total["policy.value"] += _value(true, allowed[point["chosen"]])
         total["policy.oracle_uplift"] += max(oracle)
         total["policy.oracle_value"] += max(0.0, *map(_value, oracle, allowed))
         total["policy.random_uplift"] += statistics.fmean(at_once)
         total["policy.random_value"] += statistics.fmean(map(_value, at_once, allowed))
         if point["rule_channel"] is not None:
             total["policy.rule_uplift"] += response.p_extra(
-                persona, "recommend_item", point["rule_channel"], 0.0, now
+                user["persona"],
+                "recommend_item",
+                point["rule_channel"],
+                0.0,
+                hour_at(point["send_at"], offsets.get(user["timezone"], 8)),
             )
     out: dict[str, Any] = {k: round(v, 3) for k, v in total.items()}
     out["policy.decision_points"] = len(points)
@@ -411,6 +409,27 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
     )
     out["policy.oracle_share"] = round(total["policy.uplift"] / max(total["policy.oracle_uplift"], 1e-9), 4)
     return out
+
+
+def true_uplifts(
+    point: dict[str, Any], user: dict[str, Any], response: ResponseModel, offsets: Mapping[str, float]
+) -> tuple[list[float], list[float], float | None]:
+    """At one decision point, the true uplift of each allowed choice sent at once (after quiet
+    hours) and sent at the user's true best time among the policy's send slots (the oracle's), and
+    of the learned policy's pick at its own send time (``None``: it picked nothing)."""
+    persona, offset = user["persona"], offsets.get(user["timezone"], 8)
+    allowed, now = point["allowed"], hour_at(point["send_at"], offset)
+    at_once = [response.p_extra(persona, kind, ch, offer, now) for _, kind, ch, offer, *_ in allowed]
+    best = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
+    oracle = [response.p_extra(persona, kind, ch, offer, best) for _, kind, ch, offer, *_ in allowed]
+    if point["chosen"] is None:
+        return at_once, oracle, None
+    _, kind, ch, offer, *_ = allowed[point["chosen"]]
+    return (
+        at_once,
+        oracle,
+        response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset)),
+    )
 
 
 def hour_at(t: float, offset: float) -> float:
