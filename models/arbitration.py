@@ -25,7 +25,9 @@ The decision is pure: randomness comes from ``ctx.rng`` only, time from ``ctx.no
 decision point also yields an :class:`Exposure`: what the uplift model learns once the
 attribution window has told whether the item was bought (:mod:`models.attribution`); when
 nothing is sent it describes the best candidate, untreated, so the baseline is learned on the
-same items as the treatments.
+same items as the treatments. Every exposure's window opens at the send time, sent or not: a
+control window opened at the decision would count the purchases made while a treated message is
+still held (for quiet or inactive hours), and the uplift would read lower than it is.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class Exposure:
     offer: float
     x: dict[str, float]
     at: float
-    """Send time (treated) or decision time (untreated)."""
+    """Send time: when the message is (or, untreated, would have been) delivered; the window opens here
+    for every group, so a purchase between the decision and a held send counts for none of them."""
     until: float
     """End of the attribution window."""
     group: str
@@ -169,7 +172,7 @@ class LearnedPolicy:
         if picked is None:
             none_id = action_id(profile.canonical, "none", trigger.dedupe_key)
             assert best is not None
-            exposure = self._exposure(none_id, best[1], NONE, "", ctx.now, "none")
+            exposure = self._exposure(none_id, best[1], NONE, "", at, "none")
             verdict = Verdict(
                 None,
                 state,
@@ -200,7 +203,7 @@ class LearnedPolicy:
             option,
             option.spec.type if treated else NONE,
             candidate.channel if treated else "",
-            at if treated else ctx.now,
+            at,
             arm,
             (option.spec.type, candidate.channel),
         )

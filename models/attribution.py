@@ -7,7 +7,8 @@ Promises
   holdout, or the policy chose nothing), the features known at the decision, and the window's
   end. Exposures live inside the profile, so they are stored, recovered, merged and erased with
   it; at most ``max_pending`` per user (the oldest is dropped first).
-* A purchase of the exposure's item at event time in ``(at, until]`` converts it: its outcome
+* A purchase of the exposure's item at event time in ``(at, until]`` (``at`` the send time, also
+  for a message not sent) converts it: its outcome
   (``y`` true) is handed out at once. If several exposures of the item are open, only the latest
   before the purchase converts (last touch): one purchase is one conversion. An exposure whose
   window the user's clock (an event, or a due time) has passed without one is handed out with

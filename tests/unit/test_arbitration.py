@@ -108,6 +108,18 @@ def test_control_users_are_decided_logged_and_exposed_untreated() -> None:
     assert exposure.decided == verdict.decision.action_type
 
 
+@pytest.mark.parametrize("control_share", [0.0, 1.0])
+def test_every_exposure_window_opens_at_the_send_time_also_when_nothing_is_sent(control_share: float) -> None:
+    # quiet hours over the decision (12:00 UTC, the user's zone UTC): the send is held to 13:00
+    rules = ContactRules(quiet_start_hour=11, quiet_end_hour=13)
+    verdict, exposure = LearnedPolicy(CATALOG).decide(
+        _ctx(viewer(), rules=rules, control_share=control_share)
+    )
+    assert verdict.decision is not None and verdict.decision.send_at == NOON + 3600
+    assert exposure is not None and exposure.at == verdict.decision.send_at
+    assert exposure.until == exposure.at + CATALOG.attribution_days * DAY
+
+
 def test_a_price_sensitive_user_gets_the_larger_coupon() -> None:
     at_risk = {"stage": "at_risk", "price_viewed": {"free": 9, "high": 1}}
     verdict, _ = LearnedPolicy(CATALOG).decide(_ctx(viewer(**at_risk)))
