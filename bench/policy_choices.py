@@ -73,9 +73,10 @@ def main() -> None:
 
 def labels(run: PolicyRun) -> None:
     """Where the rule would act (three or more views of an unbought item), per group and action
-    decided: the conversion the uplift model learns (the attribution's label: a purchase within
-    the window after the *decision*, last touch) against a purchase of the item within the window
-    after the *send time* (the closed loop's own record, whatever else was sent)."""
+    decided: the conversion the uplift model learns (:mod:`models.attribution`'s label) against a
+    purchase of the item within the window after the send time (the closed loop's own record,
+    whatever else was sent). The two should agree; they did not while the label's window opened at
+    the decision for untreated decisions and a purchase converted only the latest exposure."""
     after_send = {d.action_id: d.converted for d in run.decisions}
     rows: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for point in run.policy.points:

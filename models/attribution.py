@@ -8,11 +8,13 @@ Promises
   end. Exposures live inside the profile, so they are stored, recovered, merged and erased with
   it; at most ``max_pending`` per user (the oldest is dropped first).
 * A purchase of the exposure's item at event time in ``(at, until]`` (``at`` the send time, also
-  for a message not sent) converts it: its outcome
-  (``y`` true) is handed out at once. If several exposures of the item are open, only the latest
-  before the purchase converts (last touch): one purchase is one conversion. An exposure whose
-  window the user's clock (an event, or a due time) has passed without one is handed out with
-  ``y`` false.
+  for a message not sent) converts it: its outcome (``y`` true) is handed out at once. Every
+  open exposure of the item converts, not only the latest: the label is "bought within the
+  window", the simulator's and the closed loop's own measure. Last touch made a decision's label
+  depend on what the policy decided after it (a later reminder took the purchase), so the same
+  action read lower under a policy that sends more, and the rule's value estimated from the
+  learned policy's log read low. An exposure whose window the user's clock (an event, or a due
+  time) has passed without one is handed out with ``y`` false.
 * :func:`learnable`: the uplift model learns from treated exposures and from control and holdout
   ones (random by hash, so a clean baseline), not from decisions where the policy chose nothing
   (those follow earlier sends to the same user, whose effect would count as the baseline's); their
@@ -97,21 +99,24 @@ def _outcome(s: list[Any], y: bool) -> dict[str, Any]:
 
 
 def on_purchase(profile: Profile, item: str | None, ts: float) -> list[dict[str, Any]]:
-    """Outcomes a purchase of ``item`` at ``ts`` converts.
+    """Outcomes a purchase of ``item`` at ``ts`` converts: every open exposure of the item.
 
     >>> p = Profile("u:1")
     >>> expose(p, Exposure("d1", "c1", "none", "", 0.0, {}, 10.0, 20.0, "control"))
-    >>> on_purchase(p, "c2", 15.0), [o["y"] for o in on_purchase(p, "c1", 15.0)], p.exposures
-    ([], [True], [])
+    >>> expose(p, Exposure("d2", "c1", "recommend_item", "app", 0.0, {}, 12.0, 22.0, "treatment"))
+    >>> expose(p, Exposure("d3", "c1", "recommend_item", "app", 0.0, {}, 16.0, 26.0, "treatment"))
+    >>> on_purchase(p, "c2", 15.0), [(o["decision_id"], o["y"]) for o in on_purchase(p, "c1", 15.0)]
+    ([], [('d1', True), ('d2', True)])
+    >>> [s[DECISION] for s in p.exposures]  # d3's message is sent after the purchase: still open
+    ['d3']
     """
     if item is None:
         return []
     open_ = [s for s in profile.exposures if s[ITEM] == item and s[AT] < ts <= s[UNTIL]]
     if not open_:
         return []
-    last = max(open_, key=lambda s: (s[AT], s[DECISION]))
-    profile.exposures = [s for s in profile.exposures if s is not last]
-    return [_outcome(last, True)]
+    profile.exposures = [s for s in profile.exposures if not any(s is o for o in open_)]
+    return [_outcome(s, True) for s in open_]
 
 
 def learnable(outcome: dict[str, Any]) -> bool:

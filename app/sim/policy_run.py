@@ -511,9 +511,9 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
     ``control.difference`` is the plain ``t - c``, lower by the purchases that would have happened
     anyway.
 
-    ``control.all_*``: every decision rather than the first, each purchase converting the latest
-    decision before it (the worker's attribution), against the mean ``p_extra`` of those
-    decisions; biased by the effects above, kept to show it."""
+    ``control.all_*``: every decision rather than the first, labelled by the worker's attribution
+    (:mod:`models.attribution`), against the mean ``p_extra`` of those decisions; biased by the
+    effects above, kept to show it."""
     users_truth = run.truth["users"]
     offsets = {name: offset for name, offset, _ in TIMEZONES}
     response = ResponseModel()

@@ -136,7 +136,7 @@ def test_min_score_sends_nothing_but_exploration() -> None:
     assert exposure is not None and exposure.group == "none"  # its outcome is logged, not learned
 
 
-def test_a_purchase_converts_only_the_latest_exposure_and_silence_closes_the_window() -> None:
+def test_a_purchase_converts_the_open_exposure_and_silence_closes_the_window() -> None:
     one = "version: t\nexploration: 0\nactions:\n  - {name: r, type: recommend_item, item: viewed}\n"
     cfg = StepConfig(actions=load(one))
     p, due = Profile("u:1"), DueIndex({}, 0)
