@@ -31,10 +31,9 @@ def main() -> None:
 @click.option("--create-topics/--no-create-topics", default=True, help="Create missing topics first.")
 def worker(no_send: bool, create_topics: bool) -> None:
     """Run the Faust worker (consumes every ingress topic; serves /metrics, /readyz, /users/{id})."""
-    import faust
-
     from app.factory import create_app
     from app.kafka import ensure_topics
+    from app.shutdown import BoundedWorker
 
     settings = _settings()
     if no_send:
@@ -42,7 +41,10 @@ def worker(no_send: bool, create_topics: bool) -> None:
     if create_topics:
         asyncio.run(ensure_topics(settings))
     app, _ = create_app(settings)
-    w = faust.Worker(app, loglevel=settings.worker.loglevel)
+    # a stop may hang while the broker is gone: bounded (app.shutdown)
+    w = BoundedWorker(
+        app, loglevel=settings.worker.loglevel, shutdown_timeout_s=settings.worker.shutdown_timeout_s
+    )
     # Faust's terminal spinner sets the root logger to DEBUG when the level is WARN or above,
     # which makes every aiokafka debug call build a log record (about 9% of the CPU). No spinner.
     w.spinner = None

@@ -61,6 +61,12 @@ class WorkerSettings(BaseModel):
     )
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer-group heartbeat period (wall).")
     loglevel: str = Field("info", description="debug, info, warning or error.")
+    shutdown_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest stop (wall): past it the worker exits with code 70 without a clean stop "
+        "(uncommitted offsets are consumed again; tables recover from their changelogs).",
+    )
 
 
 class IngressSettings(BaseModel):

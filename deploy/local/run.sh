@@ -21,9 +21,9 @@ if [[ "${1:-start}" == "stop" ]]; then
   if running; then
     pid="$(cat "$pidfile")"
     kill "$pid"
-    for _ in $(seq 1 "${STOP_TIMEOUT_S:-60}"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    for _ in $(seq 1 "${STOP_TIMEOUT_S:-90}"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     if kill -0 "$pid" 2>/dev/null; then
-      echo "worker $pid still running after ${STOP_TIMEOUT_S:-60}s; killing it (its tables recover from their changelogs)"
+      echo "worker $pid still running after ${STOP_TIMEOUT_S:-90}s; killing it (its tables recover from their changelogs)"
       kill -9 "$pid"
     else
       echo "worker stopped"
