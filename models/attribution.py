@@ -10,11 +10,14 @@ Promises
 * A purchase of the exposure's item at event time in ``(at, until]`` (``at`` the send time, also
   for a message not sent) converts it: its outcome (``y`` true) is handed out at once. Every
   open exposure of the item converts, not only the latest: the label is "bought within the
-  window", the simulator's and the closed loop's own measure. Last touch made a decision's label
-  depend on what the policy decided after it (a later reminder took the purchase), so the same
-  action read lower under a policy that sends more, and the rule's value estimated from the
-  learned policy's log read low. An exposure whose window the user's clock (an event, or a due
-  time) has passed without one is handed out with ``y`` false.
+  window", the closed loop's own measure. Last touch took the purchase from an earlier decision
+  whenever a later one named the same item, an accounting that read the same action lower under
+  a policy that decides more often (and the rule's value, estimated from the learned policy's
+  log, low). What remains is causal: a follow-up message the policy sends for the same item
+  inside the window can cause the purchase, and then credits the first decision too, so the
+  uplift learned per decision includes the follow-ups the policy goes on to send (as the control
+  group's estimand does). An exposure whose window the user's clock (an event, or a due time)
+  has passed without one is handed out with ``y`` false.
 * :func:`learnable`: the uplift model learns from treated exposures and from control and holdout
   ones (random by hash, so a clean baseline), not from decisions where the policy chose nothing
   (those follow earlier sends to the same user, whose effect would count as the baseline's); their
@@ -115,7 +118,8 @@ def on_purchase(profile: Profile, item: str | None, ts: float) -> list[dict[str,
     open_ = [s for s in profile.exposures if s[ITEM] == item and s[AT] < ts <= s[UNTIL]]
     if not open_:
         return []
-    profile.exposures = [s for s in profile.exposures if not any(s is o for o in open_)]
+    converted = {s[DECISION] for s in open_}
+    profile.exposures = [s for s in profile.exposures if s[DECISION] not in converted]
     return [_outcome(s, True) for s in open_]
 
 
