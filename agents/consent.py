@@ -1,5 +1,5 @@
 """``consent``: ``users.consent`` -> validation -> the user's partition (see :mod:`agents.routed`),
-where :mod:`agents.users` keeps the newest change per channel, whatever the order of arrival."""
+where the engine keeps the newest change per channel, whatever the order of arrival."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from typing import Any
 
 from agents import routed
 from agents.runtime import Runtime
+from models.engine import ConsentMsg
 from models.identity import user_key
 from schemas.users import ConsentEvent
 
 
-def to_msg(change: ConsentEvent) -> dict[str, Any]:
-    return {
-        "kind": "consent",
-        "canonical": user_key(change.user_id),
-        "channel": change.channel,
-        "granted": change.granted,
-        "at": change.at.timestamp(),
-    }
+def to_msg(change: ConsentEvent) -> ConsentMsg:
+    return ConsentMsg(user_key(change.user_id), change.channel, change.granted, change.at.timestamp())
 
 
 def register(app: Any, rt: Runtime) -> None:

@@ -8,12 +8,13 @@ from typing import Any
 
 from agents import routed
 from agents.runtime import Runtime
+from models.engine import EraseMsg
 from models.identity import user_key
 from schemas.users import EraseRequest
 
 
-def to_msg(request: EraseRequest) -> dict[str, Any]:
-    return {"kind": "erase", "canonical": user_key(request.user_id), "at": request.at.timestamp()}
+def to_msg(request: EraseRequest) -> EraseMsg:
+    return EraseMsg(user_key(request.user_id), request.at.timestamp())
 
 
 def register(app: Any, rt: Runtime) -> None:

@@ -9,19 +9,14 @@ from typing import Any
 
 from agents import routed
 from agents.runtime import Runtime
+from models.engine import FeedbackMsg
 from models.identity import anon_key, user_key
 from schemas.feedback import Feedback
 
 
-def to_msg(fb: Feedback) -> dict[str, Any]:
-    return {
-        "kind": "feedback",
-        "canonical": user_key(fb.user_id) if fb.user_kind == "user" else anon_key(fb.user_id),
-        "feedback": fb.kind.value,
-        "action_id": fb.action_id,
-        "channel": fb.channel,
-        "at": fb.at.timestamp(),
-    }
+def to_msg(fb: Feedback) -> FeedbackMsg:
+    canonical = user_key(fb.user_id) if fb.user_kind == "user" else anon_key(fb.user_id)
+    return FeedbackMsg(canonical, fb.kind.value, fb.action_id, fb.channel, fb.at.timestamp())
 
 
 def register(app: Any, rt: Runtime) -> None:

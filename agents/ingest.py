@@ -1,31 +1,22 @@
-"""``ingest``: ingress topics -> validation -> identity -> the user's partition.
+"""``ingest``: ingress topics -> validation -> the engine (identity, then the user's step).
 
-Partitioned like the ingress topics (by anonymous id, else user id). An event whose canonical
-user has the same raw id as the message key is already on that user's partition and is handed
-to :mod:`agents.users` inline; the others (events that link an anonymous id to a user) hop
-through the user stream.
+Partitioned like the ingress topics (by anonymous id, else user id). The engine
+(:meth:`models.engine.Engine.ingest`) resolves the event's identity on this partition, applies
+it here when this partition owns its user (its key is the user's raw id: nearly every event),
+and otherwise says to hop it through the user stream; this agent validates and carries the
+effects out (:func:`agents.users.perform`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from agents import metrics, users
+from agents import users
 from agents.dlq import each_event
 from agents.runtime import Runtime
 from models.facts import EventFacts
-from models.identity import LinkOutcome, anon_key, resolve, routing_id
+from models.identity import anon_key, user_key
 from schemas.validate import Rejected, parse_ingress_topic, validate
-
-log = logging.getLogger(__name__)
-
-
-async def _route(rt: Runtime, partition: int, key: bytes | None, msg: dict[str, Any]) -> None:
-    if key is not None and key == routing_id(msg["canonical"]).encode():
-        await users.handle(rt, partition, msg)
-    else:
-        await users.hop(rt, msg)
 
 
 async def handle(
@@ -45,33 +36,26 @@ async def handle(
     if isinstance(result, Rejected):
         return result
     event = result.event
-    metrics.EVENTS_CONSUMED.labels(event.channel, event.type.value).inc()
-    linked = rt.identity.get(event.anonymous_id) if event.anonymous_id else None
-    res = resolve(event.user_id, event.anonymous_id, linked.decode() if linked else None)
-    if res.outcome is LinkOutcome.new:
-        assert event.anonymous_id is not None and event.user_id is not None
-        rt.identity[event.anonymous_id] = event.user_id.encode()
-        metrics.IDENTITY_LINKS.inc()
-    if res.outcome in (LinkOutcome.new, LinkOutcome.known):
-        # (re-)link on every event that carries both ids: a crash can persist the identity
-        # table while losing the merge message; the anonymous profile re-sends its merge
-        assert event.anonymous_id is not None
-        link = {"kind": "link", "canonical": anon_key(event.anonymous_id), "target": res.canonical}
-        await _route(rt, partition, key, link)
-    if res.outcome is LinkOutcome.conflict:
-        metrics.IDENTITY_CONFLICTS.inc()
-        log.warning(
-            "identity conflict: anonymous id already linked to another user (event %s)",
-            event.event_id,
+    await users.policy_known(rt)
+    try:
+        effects = users.engine(rt).ingest(
+            users.TableStore(rt),
+            partition,
+            key,
+            EventFacts.from_event(event, result.spend),
+            event.user_id,
+            event.anonymous_id,
+            arrived_ms,
         )
-    facts = EventFacts.from_event(event, result.spend)
-    msg = {
-        "kind": "event",
-        "canonical": res.canonical,
-        "facts": facts.to_dict(),
-        "arrived_ms": arrived_ms,
-    }
-    await _route(rt, partition, key, msg)
+    except Exception:
+        # a cached profile may hold a half-applied change the table never got: drop it
+        for canonical in (
+            user_key(event.user_id) if event.user_id else None,
+            anon_key(event.anonymous_id) if event.anonymous_id else None,
+        ):
+            rt.profile_cache.pop(canonical or "", None)
+        raise
+    await users.perform(rt, effects)
     return None
 
 

@@ -17,12 +17,13 @@ from pydantic import BaseModel, ValidationError
 from agents import users
 from agents.dlq import each_event
 from agents.runtime import Runtime
+from models.engine import UserMsg
 from schemas.dlq import Reason
 from schemas.validate import Rejected
 
 
 async def route(
-    rt: Runtime, value: bytes | None, contract: type[BaseModel], to_msg: Callable[[Any], dict[str, Any]]
+    rt: Runtime, value: bytes | None, contract: type[BaseModel], to_msg: Callable[[Any], UserMsg]
 ) -> Rejected | None:
     """Validate one record against ``contract`` and hop ``to_msg(record)`` to its user; return
     the rejection if it was refused."""
@@ -42,7 +43,7 @@ def register(
     topic: Any,
     name: str,
     contract: type[BaseModel],
-    to_msg: Callable[[Any], dict[str, Any]],
+    to_msg: Callable[[Any], UserMsg],
 ) -> None:
     """Attach the agent ``name`` that routes ``topic``'s records (see :func:`route`)."""
 

@@ -1,18 +1,18 @@
 """``nba evaluate``: offline, prequential scoring of the models on a log, without Kafka.
 
-Runs the worker's own pure code (:mod:`models.user_step`, :mod:`models.identity`,
-:mod:`models.clock`, :mod:`models.due`) over the stream in event-time order, one partition,
-predicting before learning. Where a simulator truth file sits beside the input
-(``<input>.truth.json``) it adds the figures that need truth; without it they are ``null`` and
-listed under ``absent``.
+Drives the worker's engine (:mod:`models.engine`: identity, forwarding, parking and merging,
+due times, erase and the step) over the stream in event-time order, on one partition of an
+in-memory store, predicting before learning; it only counts and learns from the effects. Where
+a simulator truth file sits beside the input (``<input>.truth.json``) it adds the figures that
+need truth; without it they are ``null`` and listed under ``absent``.
 
 Figures (JSON keys; the README lists them all):
 
 * ``data.*``: records, valid events, users, duplicates and late events dropped, rejected rows,
   users erased (``users.erase`` records, applied as the worker does) and their later events dropped.
 * ``evaluate.events_per_s``: events/s of the whole offline path (reading, sorting, validation,
-  identity, profiles, due times, baselines); ``evaluate.profile_updates_per_s``: of the profile
-  updates alone (:func:`models.user_step.on_event`, the worker's per-event model code).
+  identity, profiles, due times, baselines); ``evaluate.profile_updates_per_s``: of the engine
+  alone (identity, the profile update and the worker's per-event model code).
 * ``churn.*`` and ``value.*``: the worker's churn and value code (:mod:`models.user_step`,
   :mod:`models.churn`) scores every applied event and, at each daily event-time tick, every
   user active in the last 30 days; sampled snapshots are labelled as the watermark moves (no
@@ -48,14 +48,13 @@ from models import checkpoint
 from models import features as feats
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, ValueModel
-from models.clock import PartitionClock
-from models.due import DueIndex
+from models.engine import Count, Effect, Engine, EngineConfig, EraseMsg, EventApplied, MemoryStore, Train
 from models.facts import EventFacts
-from models.identity import LinkOutcome, anon_key, resolve, user_key
-from models.profile import Applied, Profile, merge_into
+from models.identity import user_key
+from models.profile import Profile
 from models.recommend import recent_interactions
 from models.segmentation import Segmenter
-from models.user_step import Scorers, on_due, on_event, on_merged
+from models.user_step import Scorers
 from schemas.catalog import CatalogItem
 from schemas.users import EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
@@ -100,12 +99,9 @@ class Evaluation:
                 for uid, u in truth["users"].items()
             }
         self.step = replace(step_config(settings), send_enabled=False)
-        self.profiles: dict[str, Profile] = {}
-        self.links: dict[str, str] = {}
-        self.erased: set[str] = set()
-        """Canonical ids erased (users and their merged anonymous ids): their events are dropped."""
-        self.clock = PartitionClock()
-        self.due = DueIndex({}, 0)
+        self.store = MemoryStore(encode=False)
+        self.profiles: dict[str, Profile] = self.store.live
+        """The live profiles (the store's own dictionary)."""
         self.counts: Counter[str] = Counter()
         self.churn = new_churn(settings)
         self.value = new_value(settings)
@@ -118,6 +114,16 @@ class Evaluation:
         self.profile_seconds = 0.0
         self.catalog: dict[str, CatalogEntry] = {}
         self.similarity = SimilarityRecorder(self.catalog, cfg.top_k)
+        self.engine = Engine(
+            EngineConfig(
+                step=self.step,
+                lateness_s=cfg.lateness_s,
+                due_bucket_s=settings.time.due_bucket_s,
+                publish=False,
+            ),
+            self.catalog,
+            observe=self._score_purchase,
+        )
         self.segmenter = new_segmenter(settings)
         self.scorer: Segmenter | None = None
         self.samples = 0
@@ -128,7 +134,7 @@ class Evaluation:
         self.centroid_history: list[tuple[int, dict[int, dict[str, float]]]] = []
         self.last_ts: float | None = None
 
-    # -- the stream -------------------------------------------------------------------------
+    # -- the stream: the worker's engine over an in-memory store ----------------------------
     def feed(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
         parsed = parse_ingress_topic("", topic)
         if parsed is None:
@@ -151,87 +157,50 @@ class Evaluation:
             self.counts[f"rejected:{result.reason.value}"] += 1
             return
         event = result.event
-        if (user_key(event.user_id) if event.user_id else anon_key(event.anonymous_id or "")) in self.erased:
-            self.counts["erased"] += 1  # the suppression list: an erased user is never rebuilt
-            return
         facts = EventFacts.from_event(event, result.spend)
         self._tick_until(facts.ts)
-        res = resolve(event.user_id, event.anonymous_id, self.links.get(event.anonymous_id or ""))
-        if res.outcome is LinkOutcome.new:
-            assert event.anonymous_id is not None and event.user_id is not None
-            self.links[event.anonymous_id] = event.user_id
-            self._merge(anon_key(event.anonymous_id), res.canonical)
-        canonical = res.canonical
-        profile = self.profiles.setdefault(canonical, Profile(canonical))
-        if profile.merged_into is not None:
-            profile = self.profiles.setdefault(profile.merged_into, Profile(profile.merged_into))
-        if facts.type == "purchase" and facts.item_id:
-            self._score_purchase(profile, facts)
-        started = time.perf_counter()
-        result_step = on_event(
-            profile,
-            facts,
-            watermark=self.clock.watermark,
-            due=self.due,
-            cfg=self.step,
-            catalog=self.catalog,
-            models=self._scorers(),
-        )
-        self.profile_seconds += time.perf_counter() - started
-        self.counts[result_step.outcome.value] += 1
-        for change in result_step.transitions:
-            self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
-        if result_step.sample is not None:
-            self._learn(result_step.sample)
-        self._labelled(result_step.labelled)
         self.last_ts = facts.ts if self.last_ts is None else max(self.last_ts, facts.ts)
-        if result_step.outcome is Applied.applied:
-            self.daily_events[int(facts.ts // DAY)] += 1
-            self.recorder.activity_at(profile.canonical, facts.ts)
-            if result_step.interaction is not None:
-                self.similarity.interaction(profile.canonical, result_step.interaction)
-        if self.clock.observe(facts.ts, lateness_s=self.cfg.lateness_s) and self.clock.watermark is not None:
-            due, self.clock.next_due_bucket = self.due.pop_due(
-                self.clock.watermark, self.clock.next_due_bucket
-            )
-            for member in due:
-                p = self.profiles.get(member)
-                if p is not None:
-                    woken = on_due(p, self.clock.watermark, self.due, self.step, self._scorers())
-                    if woken is not None:
-                        for change in woken.transitions:
-                            self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
-                        self._labelled(woken.labelled)
+        started = time.perf_counter()
+        self.engine.models = self._scorers()
+        effects = self.engine.ingest(
+            self.store, 0, key.encode() if key else None, facts, event.user_id, event.anonymous_id, 0
+        )
+        effects = self.engine.drain(self.store, effects)
+        self.profile_seconds += time.perf_counter() - started
+        self._take(effects)
 
-    def _merge(self, anon: str, user: str) -> None:
-        source = self.profiles.get(anon)
-        target = self.profiles.setdefault(user, Profile(user))
-        if source is not None and source.merged_into is None:
-            merge_into(target, source)
-            source.merged_into = user
-            woken = on_merged(target, self.clock.watermark, self.due, self.step, self._scorers())
-            for change in woken.transitions:
-                self.transitions[f"{change.from_stage}->{change.to_stage}"] += 1
-            self._labelled(woken.labelled)
-        elif source is None:
-            self.profiles[anon] = Profile(anon, merged_into=user)
+    def _take(self, effects: list[Effect]) -> None:
+        """Count and learn from what the engine did (the recorders and the learner's part)."""
+        for e in effects:
+            if isinstance(e, Count):
+                name = _COUNTED.get(e.name)
+                if name is not None:
+                    self.counts[name] += e.n
+                elif e.name == "lifecycle_transitions":
+                    self.transitions["->".join(e.labels)] += e.n
+            elif isinstance(e, EventApplied):
+                self.daily_events[int(e.facts.ts // DAY)] += 1
+                self.recorder.activity_at(e.canonical, e.facts.ts)
+                if e.result.interaction is not None:
+                    self.similarity.interaction(e.canonical, e.result.interaction)
+            elif isinstance(e, Train):
+                if e.model == "segmentation":
+                    self._learn(dict(e.x))
+                elif e.labelled is not None:
+                    self._labelled((e.labelled,))
 
     def _erase(self, value: dict[str, Any]) -> None:
-        """An erase request, as the worker applies it: the user's profile, the anonymous profiles
-        merged into it and their identity links go, and their later events are dropped."""
+        """An erase request, through the engine as the worker applies it: the user's profile, the
+        anonymous profiles merged into it and their identity links go, and their later events are
+        dropped."""
         try:
             request = EraseRequest.model_validate(value)
         except ValidationError:
             self.counts["rejected:erase"] += 1
             return
-        canonical = user_key(request.user_id)
-        profile = self.profiles.pop(canonical, None)
-        gone = {canonical, *(profile.merged_from if profile is not None else ())}
-        for anon in gone - {canonical}:
-            self.profiles.pop(anon, None)
-        self.links = {a: u for a, u in self.links.items() if u != request.user_id}
-        self.erased |= gone
         self.counts["erased_users"] += 1
+        msg = EraseMsg(user_key(request.user_id), request.at.timestamp())
+        self._take(self.engine.drain(self.store, self.engine.handle(self.store, 0, [msg])))
 
     def _catalog(self, value: dict[str, Any]) -> None:
         try:
@@ -298,7 +267,13 @@ class Evaluation:
 
     # -- next purchase: scored by every recommender before it is learned -------------------
     def _score_purchase(self, profile: Profile, facts: EventFacts) -> None:
-        if facts.item_id is None or facts.item_id in profile.bought or facts.dedupe_key in profile.seen:
+        """Called by the engine just before it applies an event (see :class:`models.engine.Engine`)."""
+        if (
+            facts.type != "purchase"
+            or facts.item_id is None
+            or facts.item_id in profile.bought
+            or facts.dedupe_key in profile.seen
+        ):
             return  # a re-purchase or a redelivered purchase is no new target
         history = recent_interactions(profile.item_views, profile.bought, self.step.history)
         self.similarity.purchase(
@@ -452,6 +427,15 @@ def choose_k(
         scores[k] = round(float(silhouette_score(matrix, labels)), 4)
     best = max(scores, key=lambda k: scores[k]) if scores else None
     return {"best": best, "silhouette": {str(k): v for k, v in scores.items()}}
+
+
+_COUNTED = {
+    "events_applied": "applied",
+    "events_duplicate": "duplicate",
+    "events_late": "late",
+    "erased_events_dropped": "erased",
+}
+"""Engine counts the report reads, and their names in it."""
 
 
 def _r(x: float | None) -> float | None:

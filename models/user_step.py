@@ -1,7 +1,8 @@
 """One step of a user's life: what happens to a profile when an event arrives or a due time fires.
 
-This is the whole per-user business flow, pure: the worker's ``users`` agent and the offline
-evaluator call the same functions, so a replay through either behaves the same.
+The step of one profile, pure. The engine (:mod:`models.engine`) calls these functions for
+every driver (the worker's agents, the offline evaluator), and adds what spans profiles and
+messages: identity, forwarding, parking and merging, the watermark and erase.
 
 Clock: event time throughout (``facts.ts``, the partition watermark).
 """

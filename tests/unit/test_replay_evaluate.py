@@ -244,9 +244,9 @@ def test_an_erase_in_the_log_deletes_the_user_and_drops_their_later_events() -> 
     view(1, None, "d1", 1)  # anonymous, then linked to alice
     view(2, "alice", "d1", 2)
     view(3, "bob", None, 3)
-    assert {"u:alice", "a:d1", "u:bob"} <= set(ev.profiles) and ev.links == {"d1": "alice"}
+    assert {"u:alice", "a:d1", "u:bob"} <= set(ev.profiles) and ev.store.links == {"d1": "alice"}
     ev.feed("users.erase", "alice", {"request_id": "r1", "user_id": "alice", "at": "2026-01-01T04:00:00Z"})
-    assert "u:alice" not in ev.profiles and "a:d1" not in ev.profiles and ev.links == {}
+    assert "u:alice" not in ev.profiles and "a:d1" not in ev.profiles and ev.store.links == {}
     view(4, "alice", None, 5)  # late events of alice and of her device are dropped, not rebuilt
     view(5, None, "d1", 6)
     view(6, "bob", None, 7)
