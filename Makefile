@@ -40,8 +40,11 @@ stop: ## Stop the worker started by `make run` (services keep running)
 test: install services ## The whole suite: unit and integration tests on the real broker and Redis
 	$(BIN)/pytest tests/unit tests/integration -q
 
-test-unit: install ## Unit tests only (no services)
-	$(BIN)/pytest tests/unit -q
+test-unit: install ## Fast unit tests only (no services, without the slow simulator tests)
+	$(BIN)/pytest tests/unit -q -m "not slow"
+
+test-slow: install ## The slow simulator and closed-loop unit tests only (no services)
+	$(BIN)/pytest tests/unit -q -m slow
 
 lint: install ## ruff (lint and format check) and mypy --strict on the packages
 	$(BIN)/ruff check app agents models schemas tests bench
@@ -65,4 +68,4 @@ clean: ## Remove build and test leftovers (keeps .venv and the Kafka jars)
 	rm -rf var build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install services services-stop topics run stop test test-unit lint format schemas readme bench clean
+.PHONY: help install services services-stop topics run stop test test-unit test-slow lint format schemas readme bench clean

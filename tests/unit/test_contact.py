@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,6 +227,7 @@ def test_the_property_above_is_not_vacuous() -> None:
     assert sum(check(unruly).values()) > 0
 
 
+@pytest.mark.slow
 def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     """A simulated month with consent revocations, unsubscribes and erasures: the worker's step
     sends actions, and the independent checker finds no violation in them; the same run checked
@@ -244,6 +246,7 @@ def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     assert loose["policy.violations_by_rule"].get("channel_cap_week", 0) > 0
 
 
+@pytest.mark.slow
 def test_the_learned_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     """The learned policy (catalog, cooldowns per action, exploration) checked the same way."""
     from app.action_catalog import load_file

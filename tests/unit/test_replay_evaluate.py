@@ -120,6 +120,7 @@ def world_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     report = evaluate(world_file, policy=POLICY)
     assert report["data.events"] > 20_000 and report["data.rejected"] == 0
@@ -151,6 +152,7 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert "<svg" in html and "churn.rule_auc" in html and "reliability" in html
 
 
+@pytest.mark.slow
 def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, tmp_path: Path) -> None:
     """The same evaluation on a CSV through a column mapping: churn labels from the horizon rule,
     next-purchase targets from the purchases."""

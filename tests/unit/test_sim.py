@@ -114,6 +114,7 @@ def test_identity_consent_disorder_and_duplicates_are_present(small_world) -> No
     assert 0.001 < dupes / len(ids) < 0.02
 
 
+@pytest.mark.slow
 def test_closed_loop_measured_uplift_matches_the_true_response_model() -> None:
     """A fixed policy (recommend the viewed item on the app, at most weekly per user) against a
     control group: the measured uplift matches the truth within sampling error."""
