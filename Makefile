@@ -47,13 +47,13 @@ test-slow: install ## The slow simulator and closed-loop unit tests only (no ser
 	$(BIN)/pytest tests/unit -q -m slow
 
 lint: install ## ruff (lint and format check) and mypy --strict on the packages
-	$(BIN)/ruff check app agents models schemas tests bench
-	$(BIN)/ruff format --check app agents models schemas tests bench
+	$(BIN)/ruff check app agents models schemas lab tests bench
+	$(BIN)/ruff format --check app agents models schemas lab tests bench
 	$(BIN)/mypy
 
 format: install ## Format the code with ruff
-	$(BIN)/ruff format app agents models schemas tests bench
-	$(BIN)/ruff check --fix app agents models schemas tests bench
+	$(BIN)/ruff format app agents models schemas lab tests bench
+	$(BIN)/ruff check --fix app agents models schemas lab tests bench
 
 schemas: install ## Export JSON Schemas to schemas/json/
 	$(BIN)/nba schemas

@@ -8,13 +8,8 @@ from typing import Any
 from agents import routed
 from agents.runtime import Runtime
 from models.engine import ConsentMsg
-from models.identity import user_key
 from schemas.users import ConsentEvent
 
 
-def to_msg(change: ConsentEvent) -> ConsentMsg:
-    return ConsentMsg(user_key(change.user_id), change.channel, change.granted, change.at.timestamp())
-
-
 def register(app: Any, rt: Runtime) -> None:
-    routed.register(app, rt, rt.consent, "consent", ConsentEvent, to_msg)
+    routed.register(app, rt, rt.consent, "consent", ConsentEvent, ConsentMsg.of)

@@ -9,13 +9,8 @@ from typing import Any
 from agents import routed
 from agents.runtime import Runtime
 from models.engine import EraseMsg
-from models.identity import user_key
 from schemas.users import EraseRequest
 
 
-def to_msg(request: EraseRequest) -> EraseMsg:
-    return EraseMsg(user_key(request.user_id), request.at.timestamp())
-
-
 def register(app: Any, rt: Runtime) -> None:
-    routed.register(app, rt, rt.erase, "erase", EraseRequest, to_msg)
+    routed.register(app, rt, rt.erase, "erase", EraseRequest, EraseMsg.of)

@@ -10,14 +10,8 @@ from typing import Any
 from agents import routed
 from agents.runtime import Runtime
 from models.engine import FeedbackMsg
-from models.identity import anon_key, user_key
 from schemas.feedback import Feedback
 
 
-def to_msg(fb: Feedback) -> FeedbackMsg:
-    canonical = user_key(fb.user_id) if fb.user_kind == "user" else anon_key(fb.user_id)
-    return FeedbackMsg(canonical, fb.kind.value, fb.action_id, fb.channel, fb.at.timestamp())
-
-
 def register(app: Any, rt: Runtime) -> None:
-    routed.register(app, rt, rt.feedback, "feedback", Feedback, to_msg)
+    routed.register(app, rt, rt.feedback, "feedback", Feedback, FeedbackMsg.of)

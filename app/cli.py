@@ -21,7 +21,26 @@ def _settings() -> Settings:
     return Settings()
 
 
-@click.group()
+LAB_ONLY = frozenset(("lab", "tqdm", "pyarrow", "sklearn"))
+"""Top-level modules that only the offline commands import, lazily (the ``lab`` extra)."""
+
+
+class _Commands(click.Group):
+    """The command group: an offline command run where the lab extra is not installed (the worker
+    image) fails with one line that says what to install, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as e:
+            if (e.name or "").partition(".")[0] not in LAB_ONLY:
+                raise
+            raise click.ClickException(
+                f"this command needs the lab extra ({e.name} is missing): pip install 'omnichannel-nba[lab]'"
+            ) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """omnichannel-nba: real-time next-best-action on Kafka."""
 
@@ -128,8 +147,8 @@ def demo(n_users: int, events_per_user: int, seed: int, wait_action: bool, timeo
 )
 def simulate(days: int, n_users: int, seed: int, out: Path | None, rate: float) -> None:
     """Simulate a paid-knowledge platform with ground truth (world-v1)."""
-    from app.sim.output import write_jsonl
-    from app.sim.world import World, WorldConfig
+    from lab.sim.output import write_jsonl
+    from lab.sim.world import World, WorldConfig
 
     world = World(WorldConfig(days=days, users=n_users, seed=seed))
     if out is not None:
@@ -145,8 +164,8 @@ async def _simulate_to_kafka(world: object, rate: float | None) -> dict[str, obj
     from aiokafka import AIOKafkaProducer
 
     from app.kafka import client_kwargs, ensure_topics
-    from app.sim.output import write_kafka
-    from app.sim.world import World
+    from lab.sim.output import write_kafka
+    from lab.sim.world import World
 
     assert isinstance(world, World)
     settings = _settings()
@@ -173,7 +192,7 @@ def _mapping(
     value_col: str | None,
     purchase_min_value: float | None,
 ) -> object:
-    from app.logs import Mapping
+    from lab.logs import Mapping
 
     if mapping is not None:
         return Mapping.from_yaml(mapping)
@@ -243,7 +262,7 @@ def replay(
     path: Path, speed: float, out: Path | None, max_rows_in_memory: int, **mapping_options: Any
 ) -> None:
     """Replay a log (JSONL, or CSV/Parquet with a mapping) into the ingress topics in event-time order."""
-    from app.logs import Mapping
+    from lab.logs import Mapping
 
     settings = _settings()
     m = _mapping(**mapping_options)
@@ -258,7 +277,7 @@ async def _replay(
     from aiokafka import AIOKafkaProducer
 
     from app.kafka import client_kwargs, ensure_topics
-    from app.replay import replay as run_replay
+    from lab.replay import replay as run_replay
 
     producer = None
     if out is None:
@@ -321,17 +340,20 @@ def evaluate(
 ) -> None:
     """Prequential evaluation of the models on a log, offline (no Kafka); with a decision log, the
     inverse-propensity and doubly robust estimates of other policies from it."""
-    from app.evaluate import EvalConfig, render_html, render_table
-    from app.evaluate import evaluate as run_evaluate
-    from app.logs import Mapping
+    from app.rules import setup
+    from lab.evaluate import EvalConfig, render_html, render_table
+    from lab.evaluate import evaluate as run_evaluate
+    from lab.logs import Mapping
 
     m = _mapping(**mapping_options)
     assert m is None or isinstance(m, Mapping)
+    settings = _settings()
     report = run_evaluate(
         path,
+        setup(settings),
         mapping=m,
         truth_path=truth,
-        policy=_policy(_settings()),
+        policy=_policy(settings),
         cfg=EvalConfig(horizon_s=horizon_days * 86_400),
     )
     if decisions is not None:
@@ -355,7 +377,7 @@ def evaluate(
 @click.option("--seconds", default=60.0, show_default=True, help="How long to answer (wall time).")
 def respond(truth: Path, seconds: float) -> None:
     """Closed loop through Kafka (smoke test): simulated users answer marketing.actions."""
-    from app.sim.responder import users_from_truth
+    from lab.sim.responder import users_from_truth
 
     users = users_from_truth(orjson.loads(truth.read_bytes()))
     summary = asyncio.run(_respond(_settings(), users, seconds))
@@ -366,8 +388,8 @@ async def _respond(settings: Settings, users: dict[str, tuple[str, int]], second
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from app.kafka import client_kwargs
-    from app.sim.responder import run_responder
     from app.topics import TopicNames
+    from lab.sim.responder import run_responder
 
     names = TopicNames.of(settings)
     consumer = AIOKafkaConsumer(
@@ -407,7 +429,7 @@ def _decision_log(
 def _offpolicy_figures(decisions: Path, outcomes: Path) -> dict[str, Any]:
     """``offpolicy.<policy>.<ips|dr>`` (mean conversion per decision) from a decision log."""
     from app.action_catalog import load_file
-    from app.policy_report import offpolicy
+    from lab.policy_report import offpolicy
 
     records, samples = _decision_log(_jsonl(decisions), _jsonl(outcomes))
     by_id = {s["decision_id"]: bool(s["y"]) for s in samples}
@@ -453,8 +475,8 @@ def report(
     from app.action_catalog import load_file
     from app.compacted import read_all
     from app.kafka import client_kwargs
-    from app.policy_report import build, render_html
     from app.topics import TopicNames
+    from lab.policy_report import build, render_html
 
     settings = _settings()
     names = TopicNames.of(settings)

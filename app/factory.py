@@ -24,7 +24,7 @@ from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.policy_config import PolicyFollower
 from app.redis_mirror import RedisMirror
-from app.rules import new_churn, new_recommender, new_segmenter, new_value, serve_snapshot, step_config
+from app.rules import setup, step_config
 from app.settings import Settings
 from app.topics import TopicNames
 from schemas.validate import ValidationPolicy
@@ -107,7 +107,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     seg = settings.segments
     mirror = RedisMirror(redis_client, settings.redis.key_prefix, seg.n_segments)
     catalog = CatalogCache(names.catalog, client_kwargs(settings))
-    store = ModelStore(names.models, client_kwargs(settings), prepare=serve_snapshot(settings))
+    models = setup(settings)
+    store = ModelStore(names.models, client_kwargs(settings), prepare=models.serve)
     t = settings.time
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,
@@ -118,18 +119,18 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             fx_rates=dict(settings.ingress.fx_rates),
         ),
         time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
-        step=step_config(settings),
+        step=models.step,
         no_send=settings.worker.no_send,
         erase_salt=settings.erase.salt.get_secret_value().encode(),
         mirror=mirror,
         catalog=catalog.items,
         learner=LearnerRules(
-            segmenter=functools.partial(new_segmenter, settings),
-            churn=functools.partial(new_churn, settings),
-            value=functools.partial(new_value, settings),
-            similarity=functools.partial(new_recommender, settings),
+            segmenter=models.new_segmenter,
+            churn=models.new_churn,
+            value=models.new_value,
+            similarity=models.new_recommender,
             neighbours_k=settings.similarity.top_k,
-            snapshot_every=seg.snapshot_every,
+            snapshot_every=models.snapshot_every,
             snapshot_interval_s=seg.snapshot_interval_s,
         ),
         models=store.models,

@@ -1,24 +1,18 @@
-"""Settings turned into the pure models' configuration: the worker and ``nba evaluate`` both call
-these, so an evaluation runs the rules the worker would run with the same environment."""
+"""Settings turned into the pure models' configuration (:class:`models.setup.Setup`): the worker
+and the CLI's offline commands both build it here, so an evaluation runs the rules the worker
+would run with the same environment."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from river import tree
-
 from app.action_catalog import load_file
 from app.settings import Settings
-from models.churn import ChurnModel, LabelRules, ValueModel
+from models.churn import LabelRules
 from models.contact import ContactRules
 from models.decision import RulePolicy
-from models.embedding import ItemEmbedding
 from models.lifecycle import LifecyclePolicy
-from models.recommend import RecConfig, Recommender
-from models.segmentation import Segmenter
-from models.similarity import Blend, CoOccurrence
-from models.uplift import UpliftModel
+from models.recommend import RecConfig
+from models.setup import ChurnSpec, SegmentSpec, Setup, SimilaritySpec
+from models.similarity import Blend
 from models.user_step import StepConfig
 from schemas.action_catalog import ActionCatalog
 
@@ -81,66 +75,37 @@ def label_rules(settings: Settings) -> LabelRules:
     )
 
 
-def new_churn(settings: Settings) -> ChurnModel:
-    """A fresh churn model."""
-    c = settings.churn
-    classifier = tree.HoeffdingAdaptiveTreeClassifier(seed=42) if c.classifier == "hoeffding" else None
-    return ChurnModel(classifier, calibration_lr=c.calibration_lr, drift_delta=c.drift_delta)
-
-
-def new_uplift(actions: ActionCatalog) -> UpliftModel:
-    """A fresh uplift model with the catalog's prior."""
-    return UpliftModel(prior_uplift=actions.prior_uplift, prior_weight=actions.prior_weight)
-
-
-def new_value(settings: Settings) -> ValueModel:
-    """A fresh 30-day value model."""
-    return ValueModel()
-
-
-def new_segmenter(settings: Settings) -> Segmenter:
-    """A fresh segmentation model."""
-    seg = settings.segments
-    return Segmenter(
-        n_segments=seg.n_segments,
-        halflife=seg.halflife,
-        warmup=seg.warmup,
-        freeze_scaler_after=seg.freeze_scaler_after,
-        seed=seg.seed,
-    )
-
-
-def new_recommender(settings: Settings) -> Recommender:
-    """A fresh similarity and recommendation model."""
-    s = settings.similarity
-    return Recommender(
-        CoOccurrence(fan_out=s.fan_out, half_life_days=s.half_life_days, shrinkage=s.shrinkage),
-        embedding=ItemEmbedding(
-            n_factors=s.embedding_factors, context=s.embedding_context, negatives=s.embedding_negatives
+def setup(settings: Settings) -> Setup:
+    """The engine's and the models' configuration: what the worker runs, and what the CLI hands
+    to the offline lab."""
+    t, seg, c, s = settings.time, settings.segments, settings.churn, settings.similarity
+    return Setup(
+        step_config(settings),
+        lateness_s=t.lateness_s,
+        due_bucket_s=t.due_bucket_s,
+        snapshot_every=seg.snapshot_every,
+        segments=SegmentSpec(
+            n_segments=seg.n_segments,
+            halflife=seg.halflife,
+            warmup=seg.warmup,
+            freeze_scaler_after=seg.freeze_scaler_after,
+            seed=seg.seed,
         ),
-    ).serve_with(*_served(settings))
-
-
-def _served(settings: Settings) -> tuple[Blend, RecConfig]:
-    s = settings.similarity
-    blend = Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight)
-    config = RecConfig(
-        k=s.top_k,
-        history=s.fan_out,
-        half_life_days=s.history_half_life_days,
-        popular=s.popular,
-        max_per_series=s.max_per_series,
+        churn=ChurnSpec(c.classifier, calibration_lr=c.calibration_lr, drift_delta=c.drift_delta),
+        similarity=SimilaritySpec(
+            fan_out=s.fan_out,
+            half_life_days=s.half_life_days,
+            shrinkage=s.shrinkage,
+            embedding_factors=s.embedding_factors,
+            embedding_context=s.embedding_context,
+            embedding_negatives=s.embedding_negatives,
+        ),
+        blend=Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight),
+        rec=RecConfig(
+            k=s.top_k,
+            history=s.fan_out,
+            half_life_days=s.history_half_life_days,
+            popular=s.popular,
+            max_per_series=s.max_per_series,
+        ),
     )
-    return blend, config
-
-
-def serve_snapshot(settings: Settings) -> Callable[[str, Any], Any]:
-    """What a process applies to every snapshot it loads: a similarity model is served with the
-    blend and recommendation settings of this process (they change no learned state, so a new
-    value takes effect at the next start, not only for a fresh model)."""
-    blend, config = _served(settings)
-
-    def prepare(name: str, model: Any) -> Any:
-        return model.serve_with(blend, config) if isinstance(model, Recommender) else model
-
-    return prepare

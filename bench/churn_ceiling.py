@@ -11,7 +11,7 @@ that may look at things no online model has:
 * ``latent_then_recency``: users already gone first, then by days since last activity.
 
 The snapshots and their horizon labels are the worker's own (``nba evaluate``'s
-:class:`app.evaluate.Evaluation`); the models are scikit-learn's logistic regression
+:class:`lab.evaluate.Evaluation`); the models are scikit-learn's logistic regression
 (standardised) and histogram gradient boosting, fitted on the labels final before the test days
 (``t + H`` before the split) and scored on the snapshots taken on or after the split. The online
 model's prequential scores on the same test snapshots are reported beside them.
@@ -31,10 +31,12 @@ from typing import Any
 
 import orjson
 
-from app.evaluate import EvalConfig, Evaluation
-from app.logs import read_ordered
-from app.sim.output import write_jsonl
-from app.sim.world import World, WorldConfig
+from app.rules import setup
+from app.settings import Settings
+from lab.evaluate import EvalConfig, Evaluation
+from lab.logs import read_ordered
+from lab.sim.output import write_jsonl
+from lab.sim.world import World, WorldConfig
 from models.churn import CHURN_FEATURES
 from schemas.validate import ValidationPolicy
 
@@ -56,7 +58,7 @@ def one_world(seed: int, users: int, days: int, split_day: float) -> dict[str, f
         path = Path(tmp) / "world.jsonl"
         write_jsonl(World(WorldConfig(days=days, users=users, seed=seed)), path)
         truth = orjson.loads(path.with_name(path.name + ".truth.json").read_bytes())
-        ev = Evaluation(EvalConfig(), ValidationPolicy(channels=CHANNELS), truth)
+        ev = Evaluation(EvalConfig(), ValidationPolicy(channels=CHANNELS), truth, setup(Settings()))
         for rec in read_ordered(path, None):
             ev.feed(rec.topic, rec.key, rec.value)
     r, horizon = ev.recorder, ev.step.labels.horizon_s

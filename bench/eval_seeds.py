@@ -17,9 +17,11 @@ from typing import Any
 
 import orjson
 
-from app.evaluate import evaluate
-from app.sim.output import write_jsonl
-from app.sim.world import World, WorldConfig
+from app.rules import setup
+from app.settings import Settings
+from lab.evaluate import evaluate
+from lab.sim.output import write_jsonl
+from lab.sim.world import World, WorldConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +32,7 @@ def run(seeds: list[int], users: int, days: int) -> dict[str, Any]:
         for seed in seeds:
             path = Path(tmp) / f"world-{seed}.jsonl"
             write_jsonl(World(WorldConfig(days=days, users=users, seed=seed)), path)
-            reports.append(evaluate(path))
+            reports.append(evaluate(path, setup(Settings())))
             path.unlink()
     return summarize(seeds, users, days, reports)
 

@@ -2,7 +2,7 @@
 
     python -m bench.policy_choices --users 1000 --seed 2 [--actions path/to/actions.yaml]
 
-One world (90 days) with the learned policy deciding (:func:`app.sim.policy_run.run_policy`).
+One world (90 days) with the learned policy deciding (:func:`lab.sim.policy_run.run_policy`).
 At each of its decision points, per action type (and "nothing"): how often the learned policy
 and the oracle (the allowed choice of highest true uplift) pick it, the true incremental
 conversions the learned policy's picks earned, and what it lost against the oracle there. Then,
@@ -19,9 +19,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from app.action_catalog import load_file
-from app.sim.policy_run import PolicyRun, run_policy, true_uplifts
-from app.sim.responder import ResponseModel
-from app.sim.world import TIMEZONES, WorldConfig
+from app.rules import setup
+from app.settings import Settings
+from lab.sim.policy_run import PolicyRun, run_policy, true_uplifts
+from lab.sim.responder import ResponseModel
+from lab.sim.world import TIMEZONES, WorldConfig
 
 
 def main() -> None:
@@ -33,7 +35,10 @@ def main() -> None:
     args = ap.parse_args()
     actions = load_file(args.actions)
     run = run_policy(
-        WorldConfig(days=args.days, users=args.users, seed=args.seed), control_share=0.1, actions=actions
+        WorldConfig(days=args.days, users=args.users, seed=args.seed),
+        setup(Settings()),
+        control_share=0.1,
+        actions=actions,
     )
     offsets = {name: offset for name, offset, _ in TIMEZONES}
     response, users = ResponseModel(), run.truth["users"]
@@ -44,14 +49,14 @@ def main() -> None:
     estimates: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
     for point in run.policy.points:
         allowed, (at_once, oracle_true, true) = (
-            point["allowed"],
-            true_uplifts(point, users[point["user_id"]], response, offsets),
+            point.allowed,
+            true_uplifts(point, users[point.user_id], response, offsets),
         )
         for choice, t in zip(allowed, at_once, strict=True):  # each choice's estimate against the truth
-            estimates[choice[1]].append((choice[5], t))
+            estimates[choice.action_type].append((choice.uplift, t))
         best = max(range(len(allowed)), key=oracle_true.__getitem__)
-        oracle[allowed[best][1]] += 1
-        kind = "nothing" if point["chosen"] is None else allowed[point["chosen"]][1]
+        oracle[allowed[best].action_type] += 1
+        kind = "nothing" if point.chosen is None else allowed[point.chosen].action_type
         got = 0.0 if true is None else true
         learned[kind] += 1
         earned[kind] += got
@@ -80,11 +85,11 @@ def labels(run: PolicyRun) -> None:
     after_send = {d.action_id: d.converted for d in run.decisions}
     rows: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for point in run.policy.points:
-        decision, chosen = point["decision_id"], point["chosen"]
-        if point["rule_arm"] is None or chosen is None or decision not in run.policy.outcomes:
+        decision, chosen = point.decision_id, point.chosen
+        if point.rule_arm is None or chosen is None or decision not in run.policy.outcomes:
             continue
         if decision in after_send:  # sent and control decisions (the loop records no others)
-            rows[(point["outcome"], point["allowed"][chosen][1])].append(
+            rows[(point.outcome, point.allowed[chosen].action_type)].append(
                 (float(run.policy.outcomes[decision]), float(after_send[decision]))
             )
     print(f"{'three or more views':40s} {'n':>6s} {'label':>7s} {'after send':>11s}")

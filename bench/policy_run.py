@@ -9,13 +9,13 @@ or in two processes, merged afterwards:
     python -m bench.policy_run --merge /tmp/a.json /tmp/b.json
 
 Per seed (a simulated world, 90 days), with the worker's own step deciding (see
-:mod:`app.sim.policy_run`):
+:mod:`lab.sim.policy_run`):
 
 * the learned policy over the shipped catalog (``app/actions.yaml``), control group 10%:
   ``policy.uplift``, ``policy.oracle_uplift``, ``policy.random_uplift``, ``policy.rule_uplift``
   (expected incremental conversions of each at the learned policy's decision points, from the
   simulator's true response model), ``policy.violations`` (independent checker);
-* the foundation rule in the catalog's terms (:func:`app.sim.policy_run.rule_catalog`) run in its
+* the foundation rule in the catalog's terms (:func:`lab.sim.policy_run.rule_catalog`) run in its
   own closed loop on the same world: its measured conversion per decision, against the inverse
   propensity and doubly robust estimates of the same rule from the learned policy's log
   (``ope.dr_error``: each seed's relative error, averaged; ``ope.dr_error_of_means``: the
@@ -26,7 +26,7 @@ Per seed (a simulated world, 90 days), with the worker's own step deciding (see
 * over the ``--coverage-seeds`` worlds (``--coverage-users`` users each): whether the control
   group's 95% interval of the uplift covers the simulator's truth, on each user's first decision
   (the headline), as a plain difference, and over all decisions
-  (:func:`app.sim.policy_run.control_estimate`).
+  (:func:`lab.sim.policy_run.control_estimate`).
 
 Margins (learned minus rule, learned minus random) get a 95% interval over seeds (t, n-1).
 Writes bench/results/policy_run.json.
@@ -42,8 +42,10 @@ from typing import Any
 import orjson
 
 from app.action_catalog import load_file
-from app.sim.policy_run import control_estimate, offpolicy_log, rule_catalog, run_policy
-from app.sim.world import WorldConfig
+from app.rules import setup
+from app.settings import Settings
+from lab.sim.policy_run import control_estimate, offpolicy_log, rule_catalog, run_policy
+from lab.sim.world import WorldConfig
 from models.offpolicy import Logged, dr, ips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +57,12 @@ def one_seed(
 ) -> dict[str, Any]:
     actions = load_file(catalog)
     world = WorldConfig(days=days, users=users, seed=seed)
-    learned = run_policy(world, control_share=control_share, actions=actions)
-    rule = run_policy(world, control_share=0.0, actions=rule_catalog(actions), learn=False)
+    models = setup(Settings())
+    learned = run_policy(world, models, control_share=control_share, actions=actions)
+    rule = run_policy(world, models, control_share=0.0, actions=rule_catalog(actions), learn=False)
     # the rule's measured value: conversion per decision it sent, in its own closed loop
-    sent = [
-        p for p in rule.policy.points if p["outcome"] == "sent" and p["decision_id"] in rule.policy.outcomes
-    ]
-    measured = statistics.fmean(float(rule.policy.outcomes[p["decision_id"]]) for p in sent)
+    sent = [p for p in rule.policy.points if p.outcome == "sent" and p.decision_id in rule.policy.outcomes]
+    measured = statistics.fmean(float(rule.policy.outcomes[p.decision_id]) for p in sent)
     # the same rule estimated from the learned policy's log, at the decisions where it acts
     log, arms, on_top = offpolicy_log(learned.policy)
     acting = [d for d, arm in zip(log, arms, strict=True) if arm is not None]
@@ -191,7 +192,9 @@ if __name__ == "__main__":
     coverage = {}
     for seed in args.coverage_seeds:
         world = WorldConfig(days=args.days, users=args.coverage_users, seed=seed)
-        run = run_policy(world, control_share=args.control_share, actions=load_file(args.actions))
+        run = run_policy(
+            world, setup(Settings()), control_share=args.control_share, actions=load_file(args.actions)
+        )
         coverage[str(seed)] = control_estimate(run)
         print("coverage", seed, orjson.dumps(coverage[str(seed)]).decode(), flush=True)
     result = {"args": vars(args) | {"out": str(args.out), "merge": []}, "runs": runs, "coverage": coverage}

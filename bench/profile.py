@@ -22,8 +22,10 @@ from typing import Any
 
 import orjson
 
-from app.evaluate import EvalConfig, Evaluation
-from app.logs import read_ordered
+from app.rules import setup
+from app.settings import Settings
+from lab.evaluate import EvalConfig, Evaluation
+from lab.logs import read_ordered
 from models import checkpoint
 from models.churn import churn_features
 from models.due import DueIndex
@@ -38,7 +40,7 @@ CHANNELS = frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email
 
 def main(path: Path, limit: int) -> dict[str, Any]:
     policy = ValidationPolicy(channels=CHANNELS)
-    ev = Evaluation(EvalConfig(), policy, None)
+    ev = Evaluation(EvalConfig(), policy, None, setup(Settings()))
     facts: list[tuple[str, EventFacts]] = []
     for rec in read_ordered(path, None):
         ev.feed(rec.topic, rec.key, rec.value)  # builds the catalog, the profiles and a trained model

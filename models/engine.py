@@ -54,7 +54,7 @@ from models.clock import PartitionClock
 from models.decision import Decision, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
-from models.identity import ANON, USER, LinkOutcome, anon_key, erased_key, resolve, routing_id
+from models.identity import ANON, USER, LinkOutcome, anon_key, erased_key, resolve, routing_id, user_key
 from models.lifecycle import Transition
 from models.profile import Applied, Profile, merge_into, needs_merge_first, park, take_parked
 from models.user_step import (
@@ -70,6 +70,8 @@ from models.user_step import (
     on_feedback,
     on_merged,
 )
+from schemas.feedback import Feedback
+from schemas.users import ConsentEvent, EraseRequest
 
 # -- the user-stream messages ----------------------------------------------------------------
 
@@ -113,6 +115,11 @@ class ConsentMsg:
     at: float
     kind: Literal["consent"] = "consent"
 
+    @classmethod
+    def of(cls, change: ConsentEvent) -> ConsentMsg:
+        """The message of a validated ``users.consent`` record."""
+        return cls(user_key(change.user_id), change.channel, change.granted, change.at.timestamp())
+
 
 @dataclass(frozen=True, slots=True)
 class FeedbackMsg:
@@ -125,6 +132,13 @@ class FeedbackMsg:
     at: float
     kind: Literal["feedback"] = "feedback"
 
+    @classmethod
+    def of(cls, fb: Feedback) -> FeedbackMsg:
+        """The message of a validated ``marketing.feedback`` record (an action may have gone to
+        an anonymous id)."""
+        canonical = user_key(fb.user_id) if fb.user_kind == "user" else anon_key(fb.user_id)
+        return cls(canonical, fb.kind.value, fb.action_id, fb.channel, fb.at.timestamp())
+
 
 @dataclass(frozen=True, slots=True)
 class EraseMsg:
@@ -133,6 +147,11 @@ class EraseMsg:
     canonical: str
     at: float
     kind: Literal["erase"] = "erase"
+
+    @classmethod
+    def of(cls, request: EraseRequest) -> EraseMsg:
+        """The message of a validated ``users.erase`` record."""
+        return cls(user_key(request.user_id), request.at.timestamp())
 
 
 UserMsg = EventMsg | LinkMsg | MergeMsg | ConsentMsg | FeedbackMsg | EraseMsg

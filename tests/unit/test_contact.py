@@ -1,5 +1,5 @@
 """The contact policy (models/contact.py), feedback on the contact state, and the independent
-violation checker (app/violations.py) against the worker's own decisions."""
+violation checker (lab/violations.py) against the worker's own decisions."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.settings import ContactSettings
-from app.violations import check
+from app.rules import contact_rules, setup
+from app.settings import Settings
+from lab.violations import check
 from models.contact import ContactRules, ContactState, blocked, in_quiet_hours, send_time
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -175,7 +176,7 @@ def test_the_worker_never_emits_an_action_the_independent_checker_flags(
     records: list[tuple[float, str, str, str, bool]], tz: str | None
 ) -> None:
     cfg = StepConfig()
-    rules = ContactSettings()
+    rules = contact_rules(Settings())
     p, idx = Profile("u:u1"), DueIndex({}, 0)
     actions: list[dict[str, str]] = []
     consent: list[dict[str, object]] = []
@@ -232,16 +233,15 @@ def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     """A simulated month with consent revocations, unsubscribes and erasures: the worker's step
     sends actions, and the independent checker finds no violation in them; the same run checked
     against stricter rules than the policy used does find some (the check is not vacuous)."""
-    from app.settings import Settings
-    from app.sim.policy_run import run_worker_policy
-    from app.sim.world import WorldConfig
+    from lab.sim.policy_run import run_worker_policy
+    from lab.sim.world import WorldConfig
 
-    world = WorldConfig(days=30, users=600, seed=4)
-    report = run_worker_policy(world)
+    world, models = WorldConfig(days=30, users=600, seed=4), setup(Settings())
+    report = run_worker_policy(world, models)
     assert report["policy.actions"] > 100
     assert report["policy.violations"] == 0, report["policy.violations_by_rule"]
-    stricter = ContactSettings(quiet_start_hour=12, quiet_end_hour=20, channel_max_per_week=1)
-    loose = run_worker_policy(world, settings=Settings(), checker_rules=stricter)
+    stricter = replace(models.step.contact, quiet_start_hour=12, quiet_end_hour=20, channel_max_per_week=1)
+    loose = run_worker_policy(world, models, checker_rules=stricter)
     assert loose["policy.violations_by_rule"].get("quiet_hours", 0) > 0
     assert loose["policy.violations_by_rule"].get("channel_cap_week", 0) > 0
 
@@ -250,16 +250,14 @@ def test_the_worker_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
 def test_the_learned_policy_in_the_closed_loop_breaks_no_contact_rule() -> None:
     """The learned policy (catalog, cooldowns per action, exploration) checked the same way."""
     from app.action_catalog import load_file
-    from app.settings import Settings
-    from app.sim.policy_run import run_worker_policy
-    from app.sim.world import WorldConfig
+    from lab.sim.policy_run import run_worker_policy
+    from lab.sim.world import WorldConfig
 
-    world, actions = WorldConfig(days=30, users=400, seed=5), load_file()
-    report = run_worker_policy(world, control_share=0.1, actions=actions)
+    world, actions, models = WorldConfig(days=30, users=400, seed=5), load_file(), setup(Settings())
+    report = run_worker_policy(world, models, control_share=0.1, actions=actions)
     assert report["policy.actions"] > 100 and report["policy.explored"] > 10
     assert report["policy.violations"] == 0, report["policy.violations_by_rule"]
-    stricter = ContactSettings(default_cooldown_days=10)  # the catalog's own cooldowns are shorter
-    loose = run_worker_policy(
-        world, control_share=0.1, actions=actions, settings=Settings(), checker_rules=stricter
-    )
+    # the catalog's own cooldowns are shorter
+    stricter = replace(models.step.contact, default_cooldown_s=10 * DAY)
+    loose = run_worker_policy(world, models, control_share=0.1, actions=actions, checker_rules=stricter)
     assert loose["policy.violations_by_rule"].get("cooldown", 0) > 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import random
 
-from app.sim.policy_run import StepPolicy, offpolicy_log
+from app.rules import setup
+from app.settings import Settings
+from lab.sim.policy_run import Choice, Point, StepPolicy, offpolicy_log
 from models.offpolicy import Logged, dr, ips
 from models.user_step import StepConfig
 
@@ -72,18 +74,25 @@ def test_a_target_outside_the_logged_support_cannot_be_estimated_by_ips() -> Non
 
 
 def test_the_closed_loops_log_names_the_rules_choice_and_whether_the_policy_ranked_it_first() -> None:
-    def point(i: int, outcome: str, chosen: int | None, rule_arm: int | None, scores: list[float]) -> dict:
-        allowed = [("a", "t", "app", 0.0, s, 0.01, 0.1, 1.0) for s in scores]
-        return {
-            "decision_id": f"d{i}",
-            "outcome": outcome,
-            "chosen": chosen,
-            "propensity": 0.5,
-            "rule_arm": rule_arm,
-            "allowed": allowed,
-        }
+    def point(i: int, outcome: str, chosen: int | None, rule_arm: int | None, scores: list[float]) -> Point:
+        allowed = tuple(Choice("a", "t", "app", 0.0, s, 0.01, 0.1, 1.0) for s in scores)
+        return Point(
+            user_id="u1",
+            at=0.0,
+            send_at=0.0,
+            policy_send_at=None,
+            slots=[],
+            decision_id=f"d{i}",
+            outcome=outcome,
+            allowed=allowed,
+            chosen=chosen,
+            rule_channel=None,
+            rule_arm=rule_arm,
+            propensity=0.5,
+            explored=False,
+        )
 
-    policy = StepPolicy(cfg=StepConfig())
+    policy = StepPolicy(setup(Settings()), StepConfig(), catalog={})
     policy.points = [
         point(1, "sent", 0, 0, [2.0, 1.0]),  # the rule's choice is the top-scored one
         point(2, "no_action", None, 1, [2.0, 1.0]),  # the rule's choice is below the top

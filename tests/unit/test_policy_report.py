@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime
 
 from app.action_catalog import load
-from app.policy_report import build, render_html
+from lab.policy_report import build, render_html
 from schemas.decisions import Candidate, DecisionRecord
 
 CATALOG_YAML = (
@@ -98,8 +98,8 @@ def test_nba_evaluate_adds_the_off_policy_estimates_of_a_decision_log(tmp_path) 
     from click.testing import CliRunner
 
     from app.cli import main
-    from app.sim.output import write_jsonl
-    from app.sim.world import World, WorldConfig
+    from lab.sim.output import write_jsonl
+    from lab.sim.world import World, WorldConfig
 
     records, outcomes = _log(3000)
     decisions, results, log = tmp_path / "d.jsonl", tmp_path / "o.jsonl", tmp_path / "w.jsonl"

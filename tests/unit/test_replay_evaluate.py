@@ -12,11 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.evaluate import evaluate, render_html
-from app.logs import Mapping, ReadStats, read_ordered
-from app.replay import replay
-from app.sim.output import write_jsonl
-from app.sim.world import World, WorldConfig
+from app.rules import setup
+from app.settings import Settings
+from lab.evaluate import evaluate, render_html
+from lab.logs import Mapping, ReadStats, read_ordered
+from lab.replay import replay
+from lab.sim.output import write_jsonl
+from lab.sim.world import World, WorldConfig
 from schemas.validate import ValidationPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +124,7 @@ def world_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
-    report = evaluate(world_file, policy=POLICY)
+    report = evaluate(world_file, setup(Settings()), policy=POLICY)
     assert report["data.events"] > 20_000 and report["data.rejected"] == 0
     assert report["data.duplicates"] > 0
     assert report["churn.snapshots"] > 1000 and 0.02 < report["churn.positive_rate"] < 0.5
@@ -184,7 +186,7 @@ def test_evaluation_without_truth_derives_labels_from_the_log(world_file: Path, 
         value="rating",
         purchase_min_value=4,
     )
-    report = evaluate(csv_path, mapping=m, policy=POLICY)
+    report = evaluate(csv_path, setup(Settings()), mapping=m, policy=POLICY)
     assert report["truth"] is None and report["churn.true_rule_auc"] is None
     assert "churn.true_rule_auc" in report["absent"] and "churn.true_auc" in report["absent"]
     assert report["churn.auc"] is not None and report["churn.label_agreement"] == 1.0
@@ -231,9 +233,9 @@ def test_external_sort_of_a_simulated_world_keeps_catalog_first(tmp_path: Path) 
 
 
 def test_an_erase_in_the_log_deletes_the_user_and_drops_their_later_events() -> None:
-    from app.evaluate import EvalConfig, Evaluation
+    from lab.evaluate import EvalConfig, Evaluation
 
-    ev = Evaluation(EvalConfig(), POLICY, None)
+    ev = Evaluation(EvalConfig(), POLICY, None, setup(Settings()))
 
     def view(n: int, user: str | None, anon: str | None, hour: int) -> None:
         ids = {"user_id": user} if user else {}

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.sim.closed_loop import ActionRequest, ResponseModel, run_closed_loop
-from app.sim.output import write_jsonl
-from app.sim.world import World, WorldConfig
+from lab.sim.closed_loop import ActionRequest, ResponseModel, run_closed_loop
+from lab.sim.output import write_jsonl
+from lab.sim.world import World, WorldConfig
 
 
 def ts(iso: str) -> float:
@@ -121,8 +121,8 @@ def test_closed_loop_measured_uplift_matches_the_true_response_model() -> None:
     last: dict[str, float] = {}
 
     def policy(value: dict, t: float) -> ActionRequest | None:
-        uid = value["user_id"]
-        if value["type"] != "view" or t - last.get(uid, -1e18) < 7 * 86400:
+        uid = value.get("user_id")
+        if uid is None or value["type"] != "view" or t - last.get(uid, -1e18) < 7 * 86400:
             return None
         last[uid] = t
         return ActionRequest("recommend_item", "app", value["item_id"])
@@ -171,7 +171,7 @@ def test_kafka_responder_answers_deterministically() -> None:
     from datetime import UTC
     from datetime import datetime as dt
 
-    from app.sim.responder import respond
+    from lab.sim.responder import respond
     from schemas.actions import NextBestAction
 
     action = NextBestAction(
@@ -199,7 +199,7 @@ def test_a_seed_gives_the_same_stream_whatever_pythons_hash_seed() -> None:
 
     code = (
         "import hashlib, orjson\n"
-        "from app.sim.world import World, WorldConfig\n"
+        "from lab.sim.world import World, WorldConfig\n"
         "w = World(WorldConfig(days=10, users=300, seed=1)); m = hashlib.sha256()\n"
         "while w.day < 10:\n"
         "    for r in w.advance():\n"

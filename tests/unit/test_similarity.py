@@ -1,5 +1,5 @@
 """Online item similarity (models.similarity), recommendations (models.recommend) and the batch
-item-kNN reference of the evaluation (app.itemknn_ref)."""
+item-kNN reference of the evaluation (lab.itemknn_ref)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.itemknn_ref import ItemKNNReference, Target
+from lab.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
 from models.recommend import RecConfig, Trending, recommend
 from models.similarity import DAY, Blend, BlendedSimilarity, ContentSimilarity, CoOccurrence, pairs_for_event
@@ -182,7 +182,7 @@ def test_the_item_knn_reference_recommends_what_was_bought_together() -> None:
 
 def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> None:
     from app.model_store import ModelStore
-    from app.rules import serve_snapshot
+    from app.rules import setup
     from app.settings import Settings
     from models import checkpoint
     from models.recommend import Recommender
@@ -190,7 +190,7 @@ def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> No
     trained = Recommender(blend=Blend(cooc=1.0, content=0.5), config=RecConfig(k=3))
     blob = checkpoint.encode(trained, {"model": "similarity", "offset": 1})
     settings = Settings(similarity={"content_weight": 0.2, "embedding_weight": 0.1, "top_k": 7})
-    store = ModelStore("nba.models", {}, prepare=serve_snapshot(settings))
+    store = ModelStore("nba.models", {}, prepare=setup(settings).serve)
     store.apply(b"similarity", blob, 0)
     served = store.models["similarity"]
     assert served.blend == Blend(cooc=1.0, content=0.2, embedding=0.1) and served.config.k == 7

@@ -6,7 +6,7 @@ went out on ``marketing.actions`` and what the users said on ``users.consent``, 
 and ``marketing.feedback``, and recomputes each rule from those logs alone.
 
 An action counts as sent at its ``send_at`` (else ``created_at``); an ``action_cancelled`` event
-withdraws its ``action_id``. Rules (the :class:`app.settings.ContactSettings` meanings):
+withdraws its ``action_id``. Rules (the :class:`models.contact.ContactRules` meanings, times in seconds):
 
 * ``consent``: the newest consent change for (user, channel) at or before the send time revoked
   it (a feedback ``unsubscribed`` is a revocation at its time; at equal times a revocation wins;
@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.settings import ContactSettings
+from models.contact import ContactRules
 
 DAY = 86_400.0
 
@@ -46,10 +46,10 @@ def check(
     erase: Iterable[Mapping[str, Any]] = (),
     feedback: Iterable[Mapping[str, Any]] = (),
     timezones: Mapping[str, str] | None = None,
-    rules: ContactSettings | None = None,
+    rules: ContactRules | None = None,
 ) -> Counter[str]:
     """Violations by rule (an empty counter: none). Inputs are the topics' JSON values."""
-    rules = rules or ContactSettings()
+    rules = rules or ContactRules()
     timezones = timezones or {}
     cancelled = {a["action_id"] for a in actions if a.get("event") == "action_cancelled"}
     sent: dict[str, list[tuple[float, str, str]]] = defaultdict(list)  # user -> (at, channel, type)
@@ -93,7 +93,7 @@ def _revoked(timeline: list[tuple[float, int]], at: float) -> bool:
     return timeline[bisect.bisect_left(timeline, (newest, 0))][1] == 0
 
 
-def _caps(sends: list[tuple[float, str, str]], rules: ContactSettings, out: Counter[str]) -> None:
+def _caps(sends: list[tuple[float, str, str]], rules: ContactRules, out: Counter[str]) -> None:
     for name, window, cap, per_channel in (
         ("cap_day", DAY, rules.max_per_day, False),
         ("cap_week", 7 * DAY, rules.max_per_week, False),
@@ -111,5 +111,5 @@ def _caps(sends: list[tuple[float, str, str]], rules: ContactSettings, out: Coun
     for at, _, kind in sends:
         by_type[kind].append(at)
     for kind, times in by_type.items():
-        cooldown = rules.cooldown_days.get(kind, rules.default_cooldown_days) * DAY
+        cooldown = rules.cooldown_s.get(kind, rules.default_cooldown_s)
         out["cooldown"] += sum(1 for a, b in itertools.pairwise(times) if b - a < cooldown)

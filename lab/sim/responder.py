@@ -2,7 +2,7 @@
 ``marketing.actions`` and answer on ``marketing.feedback`` and with ordinary purchase events.
 
 Each answer is a pure function of the action (:func:`respond`, seeded by the ``action_id``), the
-user's persona from the simulator's truth and the :class:`~app.sim.closed_loop.ResponseModel`,
+user's persona from the simulator's truth and the :class:`~lab.sim.closed_loop.ResponseModel`,
 so the same actions always get the same answers.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from app.sim.closed_loop import ResponseModel
-from app.sim.world import TIMEZONES
+from lab.sim.closed_loop import ResponseModel
+from lab.sim.world import TIMEZONES
 from schemas.actions import NextBestAction
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from app.logs import BEFORE_ALL, Mapping, ReadStats, read_ordered
+from lab.logs import BEFORE_ALL, Mapping, ReadStats, read_ordered
 from schemas.validate import Rejected, ValidationPolicy, parse_ingress_topic, validate
 
 

@@ -1,10 +1,11 @@
-"""The worker's decision code in the closed loop, and the independent checker over what it sent.
+"""The worker's engine in the closed loop, and the independent checker over what it sent.
 
-:func:`run_worker_policy` runs a simulated world (:func:`app.sim.closed_loop.run_closed_loop`)
-with :class:`StepPolicy` in the loop. That policy is the worker's per-user step
-(:func:`models.user_step.on_event`, with its contact policy), fed the world's consent changes,
+:func:`run_worker_policy` runs a simulated world (:func:`lab.sim.closed_loop.run_closed_loop`)
+with :class:`StepPolicy` in the loop. That policy drives the worker's per-user engine
+(:class:`models.engine.Engine`: identity stitching, due times, consent, feedback, erase and the
+step with its contact policy) over an in-memory store, fed the world's events, consent changes,
 sender feedback and erase requests the way the worker's agents feed it. Afterwards,
-:func:`app.violations.check` replays the actions that went out against the consent, erase and
+:func:`lab.violations.check` replays the actions that went out against the consent, erase and
 feedback logs of the run. It shares no code with the policy.
 
 Report keys:
@@ -24,7 +25,8 @@ rule policies at the same decision points, and :func:`control_estimate` checks w
 group measures against the truth.
 
 What the run does not model:
-- Identity stitching: only logged-in events are decided on.
+- Delivery to anonymous devices: the engine decides for anonymous profiles as the worker does,
+  but the world cannot deliver to them (counted in ``policy.unreachable``).
 
 Clock: event time (the world's).
 """
@@ -40,137 +42,137 @@ from typing import Any
 
 import orjson
 
-from app.rules import new_recommender, new_uplift, step_config
-from app.settings import ContactSettings, Settings
-from app.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_closed_loop
-from app.sim.world import DAY, HOUR, TIMEZONES, World, WorldConfig
-from app.violations import check
-from models.attribution import learnable
+from lab.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_closed_loop
+from lab.sim.world import DAY, HOUR, TIMEZONES, World, WorldConfig
+from lab.violations import check
 from models.catalog import CatalogEntry
-from models.clock import PartitionClock
-from models.contact import send_time
-from models.due import DueIndex
+from models.contact import ACTION_ID, ContactRules, send_time
+from models.engine import (
+    ConsentMsg,
+    Effect,
+    Engine,
+    EngineConfig,
+    EraseMsg,
+    EventApplied,
+    FeedbackMsg,
+    MemoryStore,
+    Outcome,
+    PublishCancel,
+    Train,
+)
 from models.facts import EventFacts
+from models.identity import USER, routing_id
 from models.offpolicy import Logged, logged
-from models.profile import Profile
 from models.reach import send_slots
 from models.recommend import Recommender
+from models.setup import Setup
 from models.uplift import UpliftModel
 from models.uplift_report import difference
-from models.user_step import (
-    ContactUpdate,
-    Scorers,
-    StepConfig,
-    StepResult,
-    on_consent,
-    on_due,
-    on_erase,
-    on_event,
-    on_feedback,
-)
+from models.user_step import Scorers, StepConfig
 from schemas.action_catalog import ActionCatalog
+from schemas.feedback import Feedback
+from schemas.users import ConsentEvent, EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, validate
 
 CHANNELS = frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One allowed (action, channel) at a decision point, as the learned policy scored it."""
+
+    action: str
+    action_type: str
+    channel: str
+    offer: float
+    score: float
+    uplift: float
+    p_convert: float
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A decision of the learned policy with allowed choices: what it could pick and did."""
+
+    user_id: str
+    """The world's user id."""
+    at: float
+    send_at: float
+    """When a send at once would go out (after quiet hours)."""
+    policy_send_at: float | None
+    slots: list[float]
+    decision_id: str
+    outcome: str
+    allowed: tuple[Choice, ...]
+    chosen: int | None
+    rule_channel: str | None
+    """The foundation rule's channel where it fires here, else ``None``."""
+    rule_arm: int | None
+    propensity: float
+    explored: bool
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
 class StepPolicy:
-    """The worker's step as a closed-loop policy, with the logs the checker replays."""
+    """The worker's engine (:class:`models.engine.Engine`, over an in-memory store) as a
+    closed-loop policy, with the logs the checker replays. It translates the world's records to
+    engine inputs and the engine's effects to action requests; it decides nothing."""
 
-    cfg: StepConfig
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    erased: set[str] = field(default_factory=set)
-    due: DueIndex = field(default_factory=lambda: DueIndex({}, 0))
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    consent: list[dict[str, Any]] = field(default_factory=list)
-    feedback: list[dict[str, Any]] = field(default_factory=list)
-    erase: list[dict[str, Any]] = field(default_factory=list)
-    timezones: dict[str, str] = field(default_factory=dict)
-    cancelled: int = 0
-    validation: ValidationPolicy = field(default_factory=lambda: ValidationPolicy(channels=CHANNELS))
-    catalog: dict[str, CatalogEntry] = field(default_factory=dict)
-    uplift: UpliftModel | None = None
-    """The learned policy's uplift model, learned here from each outcome as the learner would."""
-    recommender: Recommender | None = None
-    """The similarity model, learned here from each interaction as the learner would."""
-    clock: PartitionClock = field(default_factory=PartitionClock)
-    lateness_s: float = 3600.0
-    points: list[dict[str, Any]] = field(default_factory=list)
-    """Every decision of the learned policy with allowed choices: what it could pick and did."""
-    outcomes: dict[str, bool] = field(default_factory=dict)
-    """decision id -> whether its item was bought within the attribution window."""
-
-    @property
-    def models(self) -> Scorers:
-        return Scorers(recommender=self.recommender, uplift=self.uplift)
-
-    def _learn(self, outcomes: tuple[dict[str, Any], ...]) -> None:
-        for o in outcomes:
-            self.outcomes[o["decision_id"]] = bool(o["y"])
-            if self.uplift is not None and learnable(o):
-                self.uplift.learn_one(o["x"], bool(o["y"]))
-
-    def _tick(self, ts: float) -> None:
-        """Advance the watermark; wake the users whose due time it passed (as the worker does)."""
-        if not self.clock.observe(ts, lateness_s=self.lateness_s) or self.clock.watermark is None:
-            return
-        members, self.clock.next_due_bucket = self.due.pop_due(
-            self.clock.watermark, self.clock.next_due_bucket
+    def __init__(
+        self,
+        setup: Setup,
+        step: StepConfig,
+        *,
+        catalog: Mapping[str, CatalogEntry],
+        uplift: UpliftModel | None = None,
+        recommender: Recommender | None = None,
+    ) -> None:
+        self.cfg = step
+        self.uplift = uplift
+        """The learned policy's uplift model, learned here from each outcome as the learner would."""
+        self.recommender = recommender
+        """The similarity model, learned here from each interaction as the learner would."""
+        self.engine = Engine(
+            EngineConfig(step=step, lateness_s=setup.lateness_s, due_bucket_s=setup.due_bucket_s),
+            catalog,
+            Scorers(recommender=recommender, uplift=uplift),
         )
-        for member in members:
-            profile = self.profiles.get(member.removeprefix("u:"))
-            if profile is not None:
-                woken = on_due(profile, self.clock.watermark, self.due, self.cfg, self.models)
-                if woken is not None:
-                    self._learn(woken.outcomes)
-
-    def _profile(self, uid: str) -> Profile:
-        return self.profiles.setdefault(uid, Profile(f"u:{uid}"))
-
-    def _withdraw(self, uid: str, update: ContactUpdate) -> None:
-        for send in update.cancelled:
-            self.actions.append({"event": "action_cancelled", "action_id": send[3], "user_id": uid})
-            self.cancelled += 1
+        self.store = MemoryStore(encode=False)
+        self.validation = ValidationPolicy(channels=CHANNELS)
+        self.actions: list[dict[str, Any]] = []
+        """What went out on ``marketing.actions`` (actions and cancellations)."""
+        self.consent: list[dict[str, Any]] = []
+        self.feedback: list[dict[str, Any]] = []
+        self.erase: list[dict[str, Any]] = []
+        self.timezones: dict[str, str] = {}
+        self.cancelled = 0
+        self.unreachable = 0
+        """Actions for anonymous profiles (sent, but the world cannot deliver to a device)."""
+        self.points: list[Point] = []
+        self.outcomes: dict[str, bool] = {}
+        """decision id -> whether its item was bought within the attribution window."""
 
     def on_record(self, rec: Any) -> None:
-        """The world's consent changes, sender feedback and erase requests, as the agents apply them."""
+        """The world's consent changes, sender feedback and erase requests, as the agents route them."""
         v = rec.value
-        uid = v.get("user_id")
-        if not isinstance(uid, str) or uid in self.erased:
-            return
+        msg: ConsentMsg | FeedbackMsg | EraseMsg | None = None
         if rec.topic == "users.consent":
             self.consent.append(v)
-            self._withdraw(
-                uid, on_consent(self._profile(uid), v["channel"], bool(v["granted"]), _ts(v["at"]))
-            )
+            msg = ConsentMsg.of(ConsentEvent.model_validate(v))
         elif rec.topic == "marketing.feedback":
             self.feedback.append(v)
-            if uid in self.profiles:
-                update = on_feedback(
-                    self.profiles[uid], v["kind"], v["action_id"], v["channel"], _ts(v["at"])
-                )
-                self._withdraw(uid, update)
+            msg = FeedbackMsg.of(Feedback.model_validate(v))
         elif rec.topic == "users.erase":
             self.erase.append(v)
-            at = _ts(v["at"])
-            profile = self.profiles.pop(uid, None)
-            self.erased.add(uid)
-            if profile is not None:  # its waiting sends are withdrawn, as the worker does
-                self._withdraw(uid, ContactUpdate(True, on_erase(profile, at)))
+            msg = EraseMsg.of(EraseRequest.model_validate(v))
+        if msg is not None:
+            self._take(self.engine.drain(self.store, self.engine.handle(self.store, 0, [msg])))
 
-    def __call__(self, value: dict[str, Any], ts: float) -> ActionRequest | None:
-        uid = value.get("user_id")
-        if not isinstance(uid, str) or uid in self.erased:
-            return None
+    def __call__(self, value: dict[str, Any], ts: float) -> list[ActionRequest]:
         result = validate(
             orjson.dumps(value),
             topic_channel=value["channel"],
@@ -178,31 +180,56 @@ class StepPolicy:
             policy=self.validation,
         )
         if not isinstance(result, Accepted):
-            return None
+            return []
         event = result.event
         if event.context is not None and event.context.timezone:
-            self.timezones[uid] = event.context.timezone
-        profile = self._profile(uid)
-        self._tick(ts)
-        step = on_event(
-            profile,
-            EventFacts.from_event(event, result.spend),
-            watermark=self.clock.watermark,
-            due=self.due,
-            cfg=self.cfg,
-            catalog=self.catalog,
-            models=self.models,
+            self.timezones[event.user_id or event.anonymous_id or ""] = event.context.timezone
+        facts = EventFacts.from_event(event, result.spend)
+        return self._take(
+            self.engine.drain(
+                self.store,
+                self.engine.ingest(self.store, 0, None, facts, event.user_id, event.anonymous_id, 0),
+            )
         )
-        self._learn(step.outcomes)
-        if self.recommender is not None and step.interaction is not None:
-            self.recommender.learn_one(step.interaction)
-        verdict = step.verdict
-        if verdict is not None and self.cfg.actions is not None:
-            self._point(uid, ts, step, event.item_id)
-        if verdict is None or verdict.decision is None or verdict.outcome not in ("sent", "control"):
-            return None
+
+    def _take(self, effects: list[Effect]) -> list[ActionRequest]:
+        """Learn from the effects as the learner would, log what was published, and turn each
+        decision that went out (or would have, for a control user) into a request."""
+        requests = []
+        for e in effects:
+            if isinstance(e, Outcome):
+                y = bool(e.record["y"])
+                self.outcomes[e.record["decision_id"]] = y
+                if self.uplift is not None and e.learnable:
+                    self.uplift.learn_one(e.record["x"], y)
+            elif isinstance(e, Train) and e.model == "similarity" and self.recommender is not None:
+                self.recommender.learn_one(dict(e.x))
+            elif isinstance(e, PublishCancel):
+                self.actions.append(
+                    {
+                        "event": "action_cancelled",
+                        "action_id": e.send[ACTION_ID],
+                        "user_id": routing_id(e.canonical),
+                    }
+                )
+                self.cancelled += 1
+            elif isinstance(e, EventApplied) and e.result.verdict is not None:
+                request = self._decided(e)
+                if request is not None:
+                    requests.append(request)
+        return requests
+
+    def _decided(self, e: EventApplied) -> ActionRequest | None:
+        verdict, uid = e.result.verdict, routing_id(e.canonical)
+        assert verdict is not None
+        known = e.canonical.startswith(USER)
+        if known and self.cfg.actions is not None:
+            self._point(e)
         d = verdict.decision
-        if verdict.outcome == "sent":
+        if d is None or verdict.outcome not in ("sent", "control"):
+            return None
+        treated = verdict.outcome == "sent"
+        if treated:
             self.actions.append(
                 {
                     "event": "action",
@@ -214,7 +241,9 @@ class StepPolicy:
                     "send_at": _iso(d.send_at),
                 }
             )
-        treated = verdict.outcome == "sent"
+        if not known:
+            self.unreachable += treated
+            return None
         return ActionRequest(
             d.action_type,
             d.channel,
@@ -223,15 +252,20 @@ class StepPolicy:
             action_id=d.action_id,
             treated=treated,
             send_at=d.send_at,
+            user_id=uid,
         )
 
-    def _point(self, uid: str, ts: float, step: StepResult, item: str | None) -> None:
-        verdict, actions = step.verdict, self.cfg.actions
+    def _point(self, e: EventApplied) -> None:
+        verdict, actions, item = e.result.verdict, self.cfg.actions, e.facts.item_id
         assert verdict is not None and actions is not None
-        allowed = [c for c in verdict.candidates if not c.removed_by]
-        if not allowed:
+        allowed = tuple(
+            Choice(c.action, c.action_type, c.channel, c.offer, c.score, c.uplift, c.p_convert, c.value)
+            for c in verdict.candidates
+            if not c.removed_by and c.uplift is not None and c.p_convert is not None
+        )
+        profile = self.store.profile(e.canonical)
+        if not allowed or profile is None:
             return
-        profile = self.profiles[uid]
         views = profile.item_views.get(item, [0, 0.0])[0] if item is not None else 0
         fires = views >= self.cfg.rule.views_threshold and item not in profile.bought
         channels = {c.channel for c in allowed}
@@ -249,25 +283,23 @@ class StepPolicy:
             ),
             None,
         )
+        ts = e.facts.ts
         self.points.append(
-            {
-                "user_id": uid,
-                "at": ts,
-                "send_at": send_time(self.cfg.contact, ts, profile.timezone),
-                "policy_send_at": d.send_at if d is not None else None,
-                "slots": send_slots(ts, self.cfg.contact, profile.timezone, actions.timing.max_delay_hours),
-                "decision_id": verdict.decision_id,
-                "outcome": verdict.outcome,
-                "allowed": [
-                    (c.action, c.action_type, c.channel, c.offer, c.score, c.uplift, c.p_convert, c.value)
-                    for c in allowed
-                ],
-                "chosen": chosen,
-                "rule_channel": rule_channel if fires else None,
-                "rule_arm": rule_arm if fires else None,
-                "propensity": verdict.propensity,
-                "explored": verdict.explored,
-            }
+            Point(
+                user_id=routing_id(e.canonical),
+                at=ts,
+                send_at=send_time(self.cfg.contact, ts, profile.timezone),
+                policy_send_at=d.send_at if d is not None else None,
+                slots=send_slots(ts, self.cfg.contact, profile.timezone, actions.timing.max_delay_hours),
+                decision_id=verdict.decision_id,
+                outcome=verdict.outcome,
+                allowed=allowed,
+                chosen=chosen,
+                rule_channel=rule_channel if fires else None,
+                rule_arm=rule_arm if fires else None,
+                propensity=verdict.propensity,
+                explored=verdict.explored,
+            )
         )
 
 
@@ -289,19 +321,19 @@ class PolicyRun:
 
 def run_policy(
     config: WorldConfig,
+    setup: Setup,
     *,
     control_share: float = 0.5,
-    settings: Settings | None = None,
-    checker_rules: ContactSettings | None = None,
+    checker_rules: ContactRules | None = None,
     actions: ActionCatalog | None = None,
     learn: bool = True,
 ) -> PolicyRun:
-    """Run the world with the worker's step deciding: the foundation rule, or the learned policy
-    over ``actions`` (with its uplift model learned from outcomes unless ``learn`` is false, and
-    the similarity model learned from interactions). The checker uses the same contact settings
-    as the policy (with the catalog's cooldowns) unless ``checker_rules`` says otherwise."""
-    settings = settings or Settings()
-    cfg = replace(step_config(settings), control_share=control_share, holdouts={}, actions=actions)
+    """Run the world with the worker's engine deciding under ``setup``: the foundation rule, or
+    the learned policy over ``actions`` (with its uplift model learned from outcomes unless
+    ``learn`` is false, and the similarity model learned from interactions). The checker uses the
+    same contact rules as the policy (with the catalog's cooldowns) unless ``checker_rules`` says
+    otherwise."""
+    cfg = replace(setup.step, control_share=control_share, holdouts={}, actions=actions)
     truth = World(config).truth()
     catalog = {
         i["item_id"]: CatalogEntry(
@@ -314,16 +346,17 @@ def run_policy(
         for i in truth["catalog"]
     }
     policy = StepPolicy(
+        setup,
         cfg,
         catalog=catalog,
-        uplift=new_uplift(actions) if actions is not None and learn else None,
-        recommender=new_recommender(settings).attach(catalog) if actions is not None else None,
+        uplift=setup.new_uplift(actions) if actions is not None and learn else None,
+        recommender=setup.new_recommender().attach(catalog) if actions is not None else None,
     )
     res = run_closed_loop(config, policy, on_record=policy.on_record)
-    rules = checker_rules or settings.contact
+    rules = checker_rules or cfg.contact
     if actions is not None:
-        own = {a.name: a.cooldown_days for a in actions.actions if a.cooldown_days is not None}
-        rules = rules.model_copy(update={"cooldown_days": {**own, **rules.cooldown_days}})
+        own = {a.name: a.cooldown_days * DAY for a in actions.actions if a.cooldown_days is not None}
+        rules = replace(rules, cooldown_s={**own, **rules.cooldown_s})
     violations = check(
         policy.actions,
         consent=policy.consent,
@@ -342,6 +375,7 @@ def run_policy(
     figures = {
         "policy.actions": sent,
         "policy.cancelled": policy.cancelled,
+        "policy.unreachable": policy.unreachable,
         "policy.violations": sum(violations.values()),
         "policy.violations_by_rule": {rule: n for rule, n in sorted(violations.items()) if n},
         "policy.decisions": {"treated": nt, "control": nc},
@@ -353,12 +387,12 @@ def run_policy(
     return PolicyRun(figures, policy, truth, res.decisions, res.truth["window_s"])
 
 
-def run_worker_policy(config: WorldConfig, **kwargs: Any) -> dict[str, Any]:
+def run_worker_policy(config: WorldConfig, setup: Setup, **kwargs: Any) -> dict[str, Any]:
     """:func:`run_policy`'s figures."""
-    return run_policy(config, **kwargs).figures
+    return run_policy(config, setup, **kwargs).figures
 
 
-def compare(points: list[dict[str, Any]], users: dict[str, Any], response: ResponseModel) -> dict[str, Any]:
+def compare(points: list[Point], users: dict[str, Any], response: ResponseModel) -> dict[str, Any]:
     """Expected incremental conversions (the true response model's uplift of what would be sent)
     of four policies at the learned policy's decision points, each choosing among the same
     allowed (action, channel) choices: the learned policy's pick at its send time (nothing counts
@@ -384,26 +418,26 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
         0.0,
     )
     for point in points:
-        user = users[point["user_id"]]
-        allowed, (at_once, oracle, true) = point["allowed"], true_uplifts(point, user, response, offsets)
-        if true is not None:
+        user = users[point.user_id]
+        allowed, (at_once, oracle, true) = point.allowed, true_uplifts(point, user, response, offsets)
+        if true is not None and point.chosen is not None:
             total["policy.uplift"] += true
-            total["policy.value"] += _value(true, allowed[point["chosen"]])
+            total["policy.value"] += _value(true, allowed[point.chosen])
         total["policy.oracle_uplift"] += max(oracle)
         total["policy.oracle_value"] += max(0.0, *map(_value, oracle, allowed))
         total["policy.random_uplift"] += statistics.fmean(at_once)
         total["policy.random_value"] += statistics.fmean(map(_value, at_once, allowed))
-        if point["rule_channel"] is not None:
+        if point.rule_channel is not None:
             total["policy.rule_uplift"] += response.p_extra(
                 user["persona"],
                 "recommend_item",
-                point["rule_channel"],
+                point.rule_channel,
                 0.0,
-                hour_at(point["send_at"], offsets.get(user["timezone"], 8)),
+                hour_at(point.send_at, offsets.get(user["timezone"], 8)),
             )
     out: dict[str, Any] = {k: round(v, 3) for k, v in total.items()}
     out["policy.decision_points"] = len(points)
-    out["policy.explored"] = sum(1 for p in points if p["explored"])
+    out["policy.explored"] = sum(1 for p in points if p.explored)
     out["policy.oracle_value_share"] = round(
         total["policy.value"] / max(total["policy.oracle_value"], 1e-9), 4
     )
@@ -412,23 +446,24 @@ def compare(points: list[dict[str, Any]], users: dict[str, Any], response: Respo
 
 
 def true_uplifts(
-    point: dict[str, Any], user: dict[str, Any], response: ResponseModel, offsets: Mapping[str, float]
+    point: Point, user: dict[str, Any], response: ResponseModel, offsets: Mapping[str, float]
 ) -> tuple[list[float], list[float], float | None]:
     """At one decision point, the true uplift of each allowed choice sent at once (after quiet
     hours) and sent at the user's true best time among the policy's send slots (the oracle's), and
     of the learned policy's pick at its own send time (``None``: it picked nothing)."""
     persona, offset = user["persona"], offsets.get(user["timezone"], 8)
-    allowed, now = point["allowed"], hour_at(point["send_at"], offset)
-    at_once = [response.p_extra(persona, kind, ch, offer, now) for _, kind, ch, offer, *_ in allowed]
-    best = max((hour_at(t, offset) for t in point["slots"]), key=lambda h: response.timing(persona, h))
-    oracle = [response.p_extra(persona, kind, ch, offer, best) for _, kind, ch, offer, *_ in allowed]
-    if point["chosen"] is None:
+    allowed, now = point.allowed, hour_at(point.send_at, offset)
+    at_once = [response.p_extra(persona, c.action_type, c.channel, c.offer, now) for c in allowed]
+    best = max((hour_at(t, offset) for t in point.slots), key=lambda h: response.timing(persona, h))
+    oracle = [response.p_extra(persona, c.action_type, c.channel, c.offer, best) for c in allowed]
+    if point.chosen is None:
         return at_once, oracle, None
-    _, kind, ch, offer, *_ = allowed[point["chosen"]]
+    c, sent_at = allowed[point.chosen], point.policy_send_at
+    assert sent_at is not None
     return (
         at_once,
         oracle,
-        response.p_extra(persona, kind, ch, offer, hour_at(point["policy_send_at"], offset)),
+        response.p_extra(persona, c.action_type, c.channel, c.offer, hour_at(sent_at, offset)),
     )
 
 
@@ -437,11 +472,11 @@ def hour_at(t: float, offset: float) -> float:
     return (t / 3600 + offset) % 24
 
 
-def _value(uplift: float, allowed: tuple[Any, ...]) -> float:
+def _value(uplift: float, c: Choice) -> float:
     """Incremental value of an allowed choice: its uplift times the conversion's value, less the
     coupon paid on the conversions it would be used for (the policy's own baseline estimate plus
     the uplift)."""
-    return float(uplift * allowed[7] - allowed[3] * (allowed[6] - allowed[5] + uplift))
+    return uplift * c.value - c.offer * (c.p_convert - c.uplift + uplift)
 
 
 def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None], list[bool]]:
@@ -452,14 +487,14 @@ def offpolicy_log(policy: StepPolicy) -> tuple[list[Logged], list[int | None], l
     by exploitation, else only by exploration)."""
     log, rule, on_top = [], [], []
     for point in policy.points:
-        if point["outcome"] not in ("sent", "no_action") or point["decision_id"] not in policy.outcomes:
+        if point.outcome not in ("sent", "no_action") or point.decision_id not in policy.outcomes:
             continue
-        scored = [(a[4], a[5], a[6]) for a in point["allowed"]]
-        reward = float(policy.outcomes[point["decision_id"]])
-        log.append(logged(point["chosen"], point["propensity"], reward, scored))
-        rule.append(point["rule_arm"])
+        scored = [(c.score, c.uplift, c.p_convert) for c in point.allowed]
+        reward = float(policy.outcomes[point.decision_id])
+        log.append(logged(point.chosen, point.propensity, reward, scored))
+        rule.append(point.rule_arm)
         top = max(range(len(scored)), key=lambda i: scored[i][0])
-        on_top.append(point["rule_arm"] == top)
+        on_top.append(point.rule_arm == top)
     return log, rule, on_top
 
 
@@ -551,12 +586,15 @@ def control_estimate(run: PolicyRun) -> dict[str, Any]:
     y: dict[str, list[float]] = {"sent": [], "control": []}
     all_true: list[float] = []
     for point in policy.points:
-        if point["outcome"] in y and point["chosen"] is not None and point["decision_id"] in policy.outcomes:
-            y[point["outcome"]].append(float(policy.outcomes[point["decision_id"]]))
-            user = users_truth[point["user_id"]]
-            _, kind, channel, offer, *_ = point["allowed"][point["chosen"]]
-            hour = hour_at(point["policy_send_at"], offsets.get(user["timezone"], 8))
-            all_true.append(response.p_extra(user["persona"], kind, channel, offer, hour))
+        if point.outcome in y and point.chosen is not None and point.decision_id in policy.outcomes:
+            y[point.outcome].append(float(policy.outcomes[point.decision_id]))
+            user = users_truth[point.user_id]
+            pick, sent_at = point.allowed[point.chosen], point.policy_send_at
+            assert sent_at is not None
+            hour = hour_at(sent_at, offsets.get(user["timezone"], 8))
+            all_true.append(
+                response.p_extra(user["persona"], pick.action_type, pick.channel, pick.offer, hour)
+            )
     every = _uplift("e", int(sum(y["sent"])), len(y["sent"]), int(sum(y["control"])), len(y["control"]))
     all_truth = statistics.fmean(all_true)
     return {

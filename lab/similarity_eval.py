@@ -13,7 +13,7 @@ by its own hit rate); the figures are over the days after it.
   profile's recent items, exactly the code a worker and the learner run, with the fitted blend.
 * ``similarity.hr10_popularity``: the better on the tuning days of all-time purchase counts and
   decayed (trending) popularity, excluding what the user bought.
-* ``similarity.hr10_itemknn``: :mod:`app.itemknn_ref`, written independently of the online code:
+* ``similarity.hr10_itemknn``: :mod:`lab.itemknn_ref`, written independently of the online code:
   item-kNN refitted on all past data at each evaluation day.
 """
 
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.itemknn_ref import ItemKNNReference, Target
+from lab.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
 from models.embedding import ItemEmbedding
 from models.recommend import RecConfig, Recommender

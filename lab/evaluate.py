@@ -17,10 +17,10 @@ Figures (JSON keys; the README lists them all):
   :mod:`models.churn`) scores every applied event and, at each daily event-time tick, every
   user active in the last 30 days; sampled snapshots are labelled as the watermark moves (no
   look-ahead), and the models learn each label after it was scored, as the learner does. The
-  figures against batch references are computed in :mod:`app.churn_eval` (see there).
+  figures against batch references are computed in :mod:`lab.churn_eval` (see there).
 * ``similarity.*``: hit rate at 10 for the next purchase of the online recommender, the
   popularity baseline and a daily-refitted item-kNN, each scored before the purchase is learned
-  and tuned on the first 30 days (see :mod:`app.similarity_eval`).
+  and tuned on the first 30 days (see :mod:`lab.similarity_eval`).
 """
 
 from __future__ import annotations
@@ -39,21 +39,19 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from app.churn_eval import ChurnRecorder
-from app.logs import Mapping, ReadStats, read_ordered
-from app.rules import new_churn, new_segmenter, new_value, step_config
-from app.settings import Settings
-from app.similarity_eval import SimilarityRecorder
+from lab.churn_eval import ChurnRecorder
+from lab.logs import Mapping, ReadStats, read_ordered
+from lab.similarity_eval import SimilarityRecorder
 from models import checkpoint
 from models import features as feats
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, ValueModel
 from models.engine import Count, Effect, Engine, EngineConfig, EraseMsg, EventApplied, MemoryStore, Train
 from models.facts import EventFacts
-from models.identity import user_key
 from models.profile import Profile
 from models.recommend import recent_interactions
 from models.segmentation import Segmenter
+from models.setup import Setup
 from models.user_step import Scorers
 from schemas.catalog import CatalogItem
 from schemas.users import EraseRequest
@@ -66,7 +64,6 @@ DAY = 86_400.0
 class EvalConfig:
     horizon_s: float = 14 * DAY
     active_window_s: float = 30 * DAY
-    lateness_s: float = 300.0
     top_k: int = 10
     max_rows_in_memory: int = 200_000
     min_events_for_ari: int = 5
@@ -80,11 +77,10 @@ class Evaluation:
         cfg: EvalConfig,
         policy: ValidationPolicy,
         truth: dict[str, Any] | None,
-        settings: Settings | None = None,
+        setup: Setup,
     ) -> None:
-        settings = settings or Settings()
         self.cfg = cfg
-        self.snapshot_every = settings.segments.snapshot_every
+        self.snapshot_every = setup.snapshot_every
         self.policy = policy
         self.truth_churn: dict[str, float | None] | None = None
         self.truth_persona: dict[str, str] = {}
@@ -98,13 +94,13 @@ class Evaluation:
                 )
                 for uid, u in truth["users"].items()
             }
-        self.step = replace(step_config(settings), send_enabled=False)
+        self.step = replace(setup.step, send_enabled=False)
         self.store = MemoryStore(encode=False)
         self.profiles: dict[str, Profile] = self.store.live
         """The live profiles (the store's own dictionary)."""
         self.counts: Counter[str] = Counter()
-        self.churn = new_churn(settings)
-        self.value = new_value(settings)
+        self.churn = setup.new_churn()
+        self.value = setup.new_value()
         self.churn_scorer: ChurnModel | None = None
         self.value_scorer: ValueModel | None = None
         self.labels_learned = 0
@@ -117,14 +113,14 @@ class Evaluation:
         self.engine = Engine(
             EngineConfig(
                 step=self.step,
-                lateness_s=cfg.lateness_s,
-                due_bucket_s=settings.time.due_bucket_s,
+                lateness_s=setup.lateness_s,
+                due_bucket_s=setup.due_bucket_s,
                 publish=False,
             ),
             self.catalog,
             observe=self._score_purchase,
         )
-        self.segmenter = new_segmenter(settings)
+        self.segmenter = setup.new_segmenter()
         self.scorer: Segmenter | None = None
         self.samples = 0
         self.transitions: Counter[str] = Counter()
@@ -199,7 +195,7 @@ class Evaluation:
             self.counts["rejected:erase"] += 1
             return
         self.counts["erased_users"] += 1
-        msg = EraseMsg(user_key(request.user_id), request.at.timestamp())
+        msg = EraseMsg.of(request)
         self._take(self.engine.drain(self.store, self.engine.handle(self.store, 0, [msg])))
 
     def _catalog(self, value: dict[str, Any]) -> None:
@@ -444,6 +440,7 @@ def _r(x: float | None) -> float | None:
 
 def evaluate(
     path: Path,
+    setup: Setup,
     *,
     mapping: Mapping | None = None,
     truth_path: Path | None = None,
@@ -456,7 +453,7 @@ def evaluate(
     )
     truth_path = truth_path or path.with_name(path.name + ".truth.json")
     truth = orjson.loads(truth_path.read_bytes()) if truth_path.exists() else None
-    ev = Evaluation(cfg, policy, truth)
+    ev = Evaluation(cfg, policy, truth, setup)
     stats = ReadStats()
     started = time.perf_counter()
     for rec in read_ordered(path, mapping, max_rows_in_memory=cfg.max_rows_in_memory, stats=stats):

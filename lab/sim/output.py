@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from app.sim.world import Emitted, World
+from lab.sim.world import Emitted, World
 
 
 def catalog_records(world: World) -> list[Emitted]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.sim.world import CHANNELS, DAY, HOUR, PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
+from lab.sim.world import CHANNELS, DAY, HOUR, PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
 from schemas.action_catalog import ACTION_TYPES
 
 
@@ -142,6 +142,9 @@ class ActionRequest:
     """The policy's own control-group draw (``False``: log, do not send); else the loop's."""
     send_at: float | None = None
     """When the action is delivered (the policy's ``send_at``); else at once."""
+    user_id: str | None = None
+    """Whom it is for (a policy that stitches identities may act on another event's user); else
+    the event's user."""
 
 
 @dataclass(slots=True)
@@ -159,8 +162,9 @@ class Decision:
     """The action caused a purchase (the true response model drew one, and the user could buy)."""
 
 
-Policy = Callable[[dict[str, Any], float], ActionRequest | None]
-"""``policy(event value, event time) -> action or None``, called on each delivered event."""
+Policy = Callable[[dict[str, Any], float], ActionRequest | list[ActionRequest] | None]
+"""``policy(event value, event time) -> actions``, called on each delivered event, anonymous
+ones (no ``user_id``) included."""
 
 
 def in_control(user_id: str, share: float, salt: str = "control-v1") -> bool:
@@ -203,32 +207,32 @@ def run_closed_loop(
             value = rec.value
             if not rec.topic.startswith("events."):
                 continue
-            uid = value.get("user_id")
-            u = world.user(uid) if isinstance(uid, str) else None
-            if u is None or not isinstance(uid, str):
-                continue
             ts = datetime.fromisoformat(value["occurred_at"].replace("Z", "+00:00")).timestamp()
-            if value["type"] == "purchase":
+            uid = value.get("user_id")
+            if isinstance(uid, str) and value["type"] == "purchase":
                 for d in open_decisions.get(uid, []):
                     if d.at < ts <= d.at + window_s and value.get("item_id") == d.request.item_id:
                         d.converted = True
-            request = policy(value, ts)
-            if request is None:
-                continue
-            at = request.send_at if request.send_at is not None else ts
-            d = Decision(
-                uid,
-                u.persona.name,
-                at,
-                request,
-                request.treated if request.treated is not None else not in_control(uid, control_share),
-                request.action_id or f"{uid}-{len(decisions)}",
-                local_hour=(at / HOUR + u.tz_offset_h) % 24,
-            )
-            decisions.append(d)
-            open_decisions[uid] = [x for x in open_decisions[uid] if x.at + window_s >= ts] + [d]
-            if d.treated:
-                feedback.extend(_send(world, u, d, response))
+            out = policy(value, ts)
+            for request in [out] if isinstance(out, ActionRequest) else out or ():
+                target = request.user_id or uid
+                u = world.user(target) if isinstance(target, str) else None
+                if u is None or not isinstance(target, str):
+                    continue
+                at = request.send_at if request.send_at is not None else ts
+                d = Decision(
+                    target,
+                    u.persona.name,
+                    at,
+                    request,
+                    request.treated if request.treated is not None else not in_control(target, control_share),
+                    request.action_id or f"{target}-{len(decisions)}",
+                    local_hour=(at / HOUR + u.tz_offset_h) % 24,
+                )
+                decisions.append(d)
+                open_decisions[target] = [x for x in open_decisions[target] if x.at + window_s >= ts] + [d]
+                if d.treated:
+                    feedback.extend(_send(world, u, d, response))
     truth = {
         "response_model": response.version,
         "uplift": response.table(),
