@@ -9,6 +9,7 @@ stays).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,32 @@ def _no_duplicate_names(root: Any, source: str) -> None:
                         f"{source}:{value.start_mark.line + 1}: action name {value.value!r} is used twice"
                     )
                 seen.add(value.value)
+
+
+def for_channels(catalog: ActionCatalog, channels: Sequence[str], source: str = "<catalog>") -> ActionCatalog:
+    """The catalog on the configured channels (``NBA_INGRESS__CHANNELS``): an action that names a
+    channel not configured is a :class:`ConfigError`; an action that names none may use every
+    configured channel.
+
+    >>> c = load("version: v\\nactions:\\n  - name: a\\n    type: recommend_item\\n")
+    >>> for_channels(c, ["app", "podcast"]).actions[0].channels
+    ['app', 'podcast']
+    >>> c = load("version: v\\nactions:\\n  - name: a\\n    type: recommend_item\\n    channels: [fax]\\n")
+    >>> for_channels(c, ["app"], "c.yaml")
+    Traceback (most recent call last):
+    ...
+    schemas.errors.ConfigError: c.yaml: action 'a' names channel 'fax', which NBA_INGRESS__CHANNELS ...
+    """
+    configured, actions = set(channels), []
+    for spec in catalog.actions:
+        if "channels" not in spec.model_fields_set:
+            actions.append(spec.model_copy(update={"channels": list(channels)}))
+            continue
+        for channel in spec.channels:
+            if channel not in configured:
+                raise ConfigError(
+                    f"{source}: action {spec.name!r} names channel {channel!r}, "
+                    "which NBA_INGRESS__CHANNELS does not list"
+                )
+        actions.append(spec)
+    return catalog.model_copy(update={"actions": actions})

@@ -4,7 +4,7 @@ would run with the same environment."""
 
 from __future__ import annotations
 
-from app.action_catalog import load_file
+from app.action_catalog import for_channels, load_file
 from app.settings import Settings
 from models.churn import LabelRules
 from models.contact import ContactRules
@@ -15,6 +15,7 @@ from models.setup import ChurnSpec, SegmentSpec, Setup, SimilaritySpec
 from models.similarity import Blend
 from models.user_step import StepConfig
 from schemas.action_catalog import ActionCatalog
+from schemas.vocabulary import DAY
 
 
 def step_config(settings: Settings) -> StepConfig:
@@ -41,12 +42,16 @@ def action_catalog(settings: Settings) -> ActionCatalog | None:
     """The action catalog of the learned policy (``None``: the foundation rule decides); a malformed
     catalog raises :class:`~schemas.errors.ConfigError` naming its line."""
     d = settings.decision
-    return load_file(d.catalog_path) if d.policy == "learned" else None
+    if d.policy != "learned":
+        return None
+    return for_channels(
+        load_file(d.catalog_path), settings.ingress.channels, str(d.catalog_path or "actions.yaml")
+    )
 
 
 def contact_rules(settings: Settings) -> ContactRules:
     """The contact policy."""
-    c, day = settings.contact, 86_400.0
+    c, day = settings.contact, DAY
     return ContactRules(
         max_per_day=c.max_per_day,
         max_per_week=c.max_per_week,
@@ -66,7 +71,7 @@ def contact_rules(settings: Settings) -> ContactRules:
 
 def label_rules(settings: Settings) -> LabelRules:
     """How churn and value snapshots are sampled and labelled."""
-    c, day = settings.churn, 86_400.0
+    c, day = settings.churn, DAY
     return LabelRules(
         horizon_s=c.horizon_days * day,
         value_horizon_s=c.value_horizon_days * day,

@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_CHANNELS = ["app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"]
-DAY = 86_400.0
+from schemas.vocabulary import CHANNELS, DAY
+
+DEFAULT_CHANNELS: list[str] = list(CHANNELS)
 
 
 class KafkaSettings(BaseModel):

@@ -26,8 +26,7 @@ from typing import Any
 
 from models.churn import CHURN_FEATURES, Labelled, expected_calibration_error, reliability
 from models.metrics import roc_auc
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 
 def _r(x: float | None) -> float | None:

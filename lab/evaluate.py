@@ -56,8 +56,7 @@ from models.user_step import Scorers
 from schemas.catalog import CatalogItem
 from schemas.users import EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
-
-DAY = 86_400.0
+from schemas.vocabulary import CHANNELS, DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,9 +447,7 @@ def evaluate(
     policy: ValidationPolicy | None = None,
 ) -> dict[str, Any]:
     cfg = cfg or EvalConfig()
-    policy = policy or ValidationPolicy(
-        channels=frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
-    )
+    policy = policy or ValidationPolicy(channels=frozenset(CHANNELS))
     truth_path = truth_path or path.with_name(path.name + ".truth.json")
     truth = orjson.loads(truth_path.read_bytes()) if truth_path.exists() else None
     ev = Evaluation(cfg, policy, truth, setup)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-DAY = 86_400.0
+from schemas.vocabulary import DAY
+
 KS = (10, 20, 50, 100, 0)  # 0: every neighbour
 SHRINKS = (0.0, 10.0, 50.0, 200.0)
 SCHEMES = ("binary", "weighted")

@@ -28,7 +28,8 @@ from lab.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
 from models.embedding import ItemEmbedding
 from models.recommend import RecConfig, Recommender
-from models.similarity import DAY, Blend, CoOccurrence, InteractionWeights
+from models.similarity import Blend, CoOccurrence, InteractionWeights
+from schemas.vocabulary import DAY
 
 COOC_HALF_LIFE_DAYS = (30.0, 90.0)
 EMBEDDING_WEIGHTS = (0.0, 0.02, 0.05)

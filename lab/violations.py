@@ -31,8 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.contact import ContactRules
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 
 def _ts(value: str) -> float:

@@ -52,8 +52,7 @@ from models.profile import Profile
 from models.reach import best_send_time, channel_factor
 from models.uplift import NONE, UpliftModel, decision_features, last_purchase, price_sensitivity
 from schemas.action_catalog import ActionCatalog, ActionSpec
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,7 @@ from models import decay
 from models.features import FEATURES, describe_direction, profile_features
 from models.metrics import roc_auc
 from models.profile import MAX_PENDING, Profile
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 CHURN_FEATURES: tuple[str, ...] = (
     *FEATURES,

@@ -51,8 +51,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DAY = 86_400.0
-WEEK = 7 * DAY
+from schemas.vocabulary import DAY, WEEK
 
 # A send in the log: [send time, channel, action type, action id, expires at, state], the state
 # being one of the values below.

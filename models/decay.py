@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-DAY = 86_400.0
+from schemas.vocabulary import DAY
+
 HALF_LIVES_S: tuple[float, ...] = (1 * DAY, 7 * DAY, 30 * DAY)
 """The half-lives of the profile's decayed counts: 1, 7 and 30 days of event time."""
 

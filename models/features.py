@@ -19,8 +19,8 @@ import operator
 
 from models import decay
 from models.profile import Profile
+from schemas.vocabulary import CHANNELS, DAY
 
-CHANNELS: tuple[str, ...] = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
 """Channels with their own share feature (others count only in the totals)."""
 
 FEATURES: tuple[str, ...] = (
@@ -95,7 +95,7 @@ def profile_features(profile: Profile, now: float) -> dict[str, float]:
     viewed = sum(profile.price_viewed.values())
     premium = profile.price_viewed.get("high", 0) + profile.price_viewed.get("premium", 0)
     x = {
-        "recency_days": max(0.0, now - last) / decay.DAY,
+        "recency_days": max(0.0, now - last) / DAY,
         "events_7d": math.log1p(decay.value_at(all_counts, now, 1)) if all_counts else 0.0,
         "events_30d": math.log1p(decay.value_at(all_counts, now, 2)) if all_counts else 0.0,
         "active_days": math.log1p(len(profile.days)),

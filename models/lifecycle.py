@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from models.profile import Profile
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 
 class Stage(StrEnum):

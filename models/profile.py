@@ -33,6 +33,7 @@ import orjson
 from models import decay
 from models.catalog import CatalogEntry
 from models.facts import EventFacts
+from schemas.vocabulary import DAY
 
 MAX_ITEMS = 50
 MAX_BOUGHT = 200
@@ -50,8 +51,8 @@ COMPLETED = 0.9
 ENGAGEMENT: dict[str, float] = {"view": 1.0, "click": 0.5, "share": 3.0, "purchase": 5.0}
 """Engagement weight of an event by type (a view adds its progress on top): the preferred channel
 is the one with the most engagement over the last weeks, not the most events."""
-AFFINITY_HALF_LIFE = (30 * decay.DAY,)
-ENGAGEMENT_HALF_LIFE = (30 * decay.DAY,)
+AFFINITY_HALF_LIFE = (30 * DAY,)
+ENGAGEMENT_HALF_LIFE = (30 * DAY,)
 
 
 class Applied(StrEnum):

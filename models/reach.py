@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
-from models.contact import DAY, ContactRules, in_quiet_hours, quiet_hour, send_time, zone
+from models.contact import ContactRules, in_quiet_hours, quiet_hour, send_time, zone
 from models.profile import Profile, local_hour
 from schemas.action_catalog import ChannelLearning, Timing
-
-HOUR = 3600.0
+from schemas.vocabulary import DAY, HOUR
 
 
 def note_sent(profile: Profile, channel: str) -> None:

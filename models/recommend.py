@@ -24,7 +24,6 @@ from models.checkpoint import additive_setstate
 from models.decay import Inflation
 from models.embedding import ItemEmbedding
 from models.similarity import (
-    DAY,
     Blend,
     BlendedSimilarity,
     ContentSimilarity,
@@ -32,6 +31,7 @@ from models.similarity import (
     InteractionWeights,
     pairs_for_event,
 )
+from schemas.vocabulary import DAY
 
 
 @dataclass(frozen=True, slots=True)

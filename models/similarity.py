@@ -33,8 +33,7 @@ from models.catalog import CatalogEntry
 from models.checkpoint import additive_setstate
 from models.decay import Inflation
 from models.embedding import ItemEmbedding
-
-DAY = 86_400.0
+from schemas.vocabulary import DAY
 
 
 @dataclass(frozen=True, slots=True)

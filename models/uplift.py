@@ -33,8 +33,8 @@ from typing import Any
 from river import base
 
 from models.profile import Profile
+from schemas.vocabulary import DAY
 
-DAY = 86_400.0
 STAGES = ("acquisition", "activation", "retention", "expansion", "loyalty", "at_risk", "dormant")
 NONE = "none"
 """The ``action`` of an outcome without treatment."""

@@ -38,6 +38,7 @@ from models.recommend import Recommendation, Recommender, recent_interactions
 from models.segmentation import Segmenter
 from models.uplift import UpliftModel
 from schemas.action_catalog import ActionCatalog
+from schemas.vocabulary import DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,7 @@ def _next_tick(profile: Profile, rules: LabelRules) -> float | None:
     if profile.last_seen is None or profile.merged_into is not None:
         return None
     after = profile.scored_at if profile.scored_at is not None else profile.last_seen
-    tick = (after // churn_mod.DAY + 1) * churn_mod.DAY
+    tick = (after // DAY + 1) * DAY
     return tick if tick - profile.last_seen <= rules.active_window_s else None
 
 

@@ -19,9 +19,11 @@ and sends the best one if it clears ``min_score`` (else nothing), exploring with
 
 from __future__ import annotations
 
-from typing import Literal, Self, get_args
+from typing import Annotated, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.vocabulary import CHANNELS
 
 ActionType = Literal[
     "recommend_item",
@@ -35,8 +37,6 @@ ACTION_TYPES: tuple[str, ...] = get_args(ActionType)
 Stage = Literal["acquisition", "activation", "retention", "expansion", "loyalty", "at_risk", "dormant"]
 Trigger = Literal["view", "click", "share", "purchase"]
 TRIGGERS: tuple[Trigger, ...] = ("view", "click", "share", "purchase")
-Channel = Literal["app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"]
-CHANNELS: tuple[Channel, ...] = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
 
 
 class Range(BaseModel):
@@ -124,7 +124,14 @@ class ActionSpec(BaseModel):
         description="viewed: the triggering item (not bought); recommended: the user's top recommendation.",
     )
     eligibility: Eligibility = Field(default_factory=Eligibility)
-    channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1)
+    channels: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+        default_factory=lambda: [str(c) for c in CHANNELS],
+        min_length=1,
+        description=(
+            "Channels this action may go out on; each must be one of NBA_INGRESS__CHANNELS (checked "
+            "when the worker loads the catalog). Omitted: every configured channel."
+        ),
+    )
     offer: Offer | None = None
     cooldown_days: float | None = Field(
         None, ge=0, description="Days between two sends of this action to a user (else the contact default)."

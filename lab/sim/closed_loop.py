@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lab.sim.world import CHANNELS, DAY, HOUR, PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
+from lab.sim.world import PERSONA_BY_NAME, PERSONAS, UserState, World, WorldConfig
 from schemas.action_catalog import ACTION_TYPES
+from schemas.vocabulary import CHANNELS, DAY, HOUR
 
 
 @dataclass(frozen=True, slots=True)

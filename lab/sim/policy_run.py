@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from lab.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_closed_loop
-from lab.sim.world import DAY, HOUR, TIMEZONES, World, WorldConfig
+from lab.sim.world import TIMEZONES, World, WorldConfig
 from lab.violations import check
 from models.catalog import CatalogEntry
 from models.contact import ACTION_ID, ContactRules, send_time
@@ -73,8 +73,7 @@ from schemas.action_catalog import ActionCatalog
 from schemas.feedback import Feedback
 from schemas.users import ConsentEvent, EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, validate
-
-CHANNELS = frozenset(("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms"))
+from schemas.vocabulary import CHANNELS, DAY, HOUR
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +141,7 @@ class StepPolicy:
             Scorers(recommender=recommender, uplift=uplift),
         )
         self.store = MemoryStore(encode=False)
-        self.validation = ValidationPolicy(channels=CHANNELS)
+        self.validation = ValidationPolicy(channels=frozenset(CHANNELS))
         self.actions: list[dict[str, Any]] = []
         """What went out on ``marketing.actions`` (actions and cancellations)."""
         self.consent: list[dict[str, Any]] = []

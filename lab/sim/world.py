@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.vocabulary import DAY, HOUR, MINUTE
+
 WORLD_VERSION = "world-v1"
-MINUTE, HOUR, DAY = 60.0, 3600.0, 86_400.0
 CATEGORIES = ("programming", "finance", "history", "psychology", "language", "design", "business", "health")
-CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu", "email", "sms")
 TIMEZONES = (
     ("Asia/Shanghai", 8, 0.85),
     ("Asia/Tokyo", 9, 0.05),

@@ -68,3 +68,17 @@ def test_the_worker_refuses_to_start_on_a_malformed_catalog(tmp_path: Path) -> N
     step = step_config(settings)
     assert step.actions is not None and [a.name for a in step.actions.actions] == ["a", "b"]
     assert step_config(Settings.model_validate({"decision": {"policy": "rule"}})).actions is None
+
+
+def test_the_catalogs_channels_are_the_configured_ones(tmp_path: Path) -> None:
+    """Channels are configured at run time (NBA_INGRESS__CHANNELS): a catalog may name a channel
+    added there, an action without channels gets exactly the configured ones, and a channel that
+    is not configured stops the worker with the action's name."""
+    path = tmp_path / "actions.yaml"
+    path.write_text(GOOD.replace("    type: recommend_item\n", "    type: recommend_item\n    channels: [podcast]\n"))
+    configured = {"decision": {"catalog_path": path}, "ingress": {"channels": "app,podcast"}}
+    step = step_config(Settings.model_validate(configured))
+    assert step.actions is not None
+    assert [a.channels for a in step.actions.actions] == [["podcast"], ["app", "podcast"]]
+    with pytest.raises(ConfigError, match="action 'a' names channel 'podcast'"):
+        step_config(Settings.model_validate({"decision": {"catalog_path": path}}))
