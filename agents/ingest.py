@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import users
+from agents import tables, users
 from agents.dlq import each_event
 from agents.runtime import Runtime
 from models.facts import EventFacts
@@ -38,8 +38,8 @@ async def handle(
     event = result.event
     await users.policy_known(rt)
     try:
-        effects = users.engine(rt).ingest(
-            users.TableStore(rt),
+        effects = tables.engine(rt).ingest(
+            tables.TableStore(rt),
             partition,
             key,
             EventFacts.from_event(event, result.spend),

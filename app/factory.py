@@ -15,7 +15,7 @@ from faust.sensors import Sensor
 import agents
 from agents import metrics
 from agents.runtime import JsonTable, LearnerRules, Runtime, TimeRules
-from agents.users import forget_clocks, resync_mirror
+from agents.tables import forget_clocks, resync_mirror
 from app import web
 from app.catalog import CatalogCache
 from app.compacted import follow, read_range

@@ -2,7 +2,7 @@
 
 Writes are collected in memory and flushed in one pipelined round trip every
 ``flush_interval_s`` (wall time), so the per-event cost is a dict assignment. After every table
-recovery the worker re-mirrors the profiles it owns (see ``agents.users.resync_mirror``), so a
+recovery the worker re-mirrors the profiles it owns (see ``agents.tables.resync_mirror``), so a
 crash between a table write and a flush leaves Redis stale only until the restart completes.
 
 Keys: ``{prefix}profile:{canonical}`` (JSON); canonical is ``u:<user_id>`` or ``a:<anonymous_id>``.

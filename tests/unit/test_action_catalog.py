@@ -75,7 +75,9 @@ def test_the_catalogs_channels_are_the_configured_ones(tmp_path: Path) -> None:
     added there, an action without channels gets exactly the configured ones, and a channel that
     is not configured stops the worker with the action's name."""
     path = tmp_path / "actions.yaml"
-    path.write_text(GOOD.replace("    type: recommend_item\n", "    type: recommend_item\n    channels: [podcast]\n"))
+    path.write_text(
+        GOOD.replace("    type: recommend_item\n", "    type: recommend_item\n    channels: [podcast]\n")
+    )
     configured = {"decision": {"catalog_path": path}, "ingress": {"channels": "app,podcast"}}
     step = step_config(Settings.model_validate(configured))
     assert step.actions is not None
