@@ -4,7 +4,6 @@ records and stage changes (the public contracts of :mod:`schemas`)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from models import contact
 from models.decision import Decision, Verdict
@@ -82,21 +81,21 @@ def to_record(
     )
 
 
-def to_cancelled(canonical: str, send: tuple[Any, ...], at: float, why: str) -> NextBestAction:
+def to_cancelled(canonical: str, send: contact.Send, at: float, why: str) -> NextBestAction:
     """The ``action_cancelled`` event that withdraws a scheduled send (a contact-log entry)."""
     kind, uid = external_id(canonical)
     return NextBestAction(
         event="action_cancelled",
-        action_id=send[contact.ACTION_ID],
+        action_id=send.action_id,
         user_id=uid,
         user_kind="user" if kind == "user" else "anonymous",
-        action_type=send[contact.TYPE],
-        channel=send[contact.CHANNEL],
+        action_type=send.action_type,
+        channel=send.channel,
         score=0.0,
         reasons=[f"{why} before the send time"],
         created_at=datetime.fromtimestamp(at, UTC),
-        send_at=datetime.fromtimestamp(send[contact.AT], UTC),
-        expires_at=datetime.fromtimestamp(send[contact.EXPIRES], UTC),
+        send_at=datetime.fromtimestamp(send.at, UTC),
+        expires_at=datetime.fromtimestamp(send.expires_at, UTC),
     )
 
 

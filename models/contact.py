@@ -48,18 +48,29 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schemas.vocabulary import DAY, WEEK
 
-# A send in the log: [send time, channel, action type, action id, expires at, state], the state
-# being one of the values below.
-AT, CHANNEL, TYPE, ACTION_ID, EXPIRES, ANSWERED = range(6)
 OPEN, ANSWER, IGNORED, SHADOW = range(4)
 """Waiting for an answer; opened or clicked; expired unanswered (counted once); a shadow send (a
 control-group decision: never sent, so never answered, ignored or withdrawn, but counted by the
 caps and cooldowns so that control users are decided for exactly like treated ones)."""
+
+
+class Send(NamedTuple):
+    """One send in the contact log. Stored as the list of its fields in this order (the profile's
+    ``contact``), so the stored form is unchanged from the positional entries it replaced."""
+
+    at: float
+    """Its send time."""
+    channel: str
+    action_type: str
+    action_id: str
+    expires_at: float
+    state: int
+    """``OPEN``, ``ANSWER``, ``IGNORED`` or ``SHADOW``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +113,15 @@ class ContactRules:
 class ContactState:
     """What was sent to one user and how they reacted (event time)."""
 
-    log: tuple[tuple[Any, ...], ...] = ()
-    """Sends, oldest first (see the field indices ``AT`` ... ``ANSWERED``)."""
+    log: tuple[Send, ...] = ()
+    """Sends, oldest first."""
     ignored: int = 0
     """Messages in a row that expired unanswered."""
     suppressed_until: float | None = None
 
     @classmethod
     def from_profile(cls, log: list[list[Any]], ignored: int, suppressed_until: float | None) -> ContactState:
-        return cls(tuple(tuple(s) for s in log), ignored, suppressed_until)
+        return cls(tuple(Send(*s) for s in log), ignored, suppressed_until)
 
     def to_profile(self) -> tuple[list[list[Any]], int, float | None]:
         return [list(s) for s in self.log], self.ignored, self.suppressed_until
@@ -126,13 +137,13 @@ class ContactState:
         shadow: bool = False,
     ) -> ContactState:
         """Record a send at ``at`` (its send time); a ``shadow`` one for a control-group decision."""
-        entry = (at, channel, action_type, action_id, expires_at, SHADOW if shadow else OPEN)
-        return replace(self, log=tuple(sorted((*self.log, entry), key=lambda s: (s[AT], s[ACTION_ID]))))
+        entry = Send(at, channel, action_type, action_id, expires_at, SHADOW if shadow else OPEN)
+        return replace(self, log=tuple(sorted((*self.log, entry), key=lambda s: (s.at, s.action_id))))
 
     def answered(self, action_id: str) -> ContactState:
         """The user opened or clicked ``action_id``: it is not ignored, nor are they."""
         log = tuple(
-            (*s[:ANSWERED], ANSWER) if s[ACTION_ID] == action_id and s[ANSWERED] != SHADOW else s
+            s._replace(state=ANSWER) if s.action_id == action_id and s.state != SHADOW else s
             for s in self.log
         )
         if log == self.log:
@@ -144,34 +155,34 @@ class ContactState:
         ``max_ignored`` in a row, and forget sends no rule needs any more."""
         ignored, until, log = self.ignored, self.suppressed_until, []
         for s in self.log:
-            if s[ANSWERED] == OPEN and s[EXPIRES] <= now:
+            if s.state == OPEN and s.expires_at <= now:
                 ignored += 1
                 if ignored >= rules.max_ignored:
-                    until, ignored = max(until or 0.0, s[EXPIRES] + rules.suppression_s), 0
-                s = (*s[:ANSWERED], IGNORED)  # counted once
-            if s[AT] > now - rules.memory_s:
+                    until, ignored = max(until or 0.0, s.expires_at + rules.suppression_s), 0
+                s = s._replace(state=IGNORED)  # counted once
+            if s.at > now - rules.memory_s:
                 log.append(s)
         if until is not None and until <= now:
             until = None
         new = ContactState(tuple(log), ignored, until)
         return self if new == self else new
 
-    def cancel_all(self, since: float) -> tuple[tuple[Any, ...], ...]:
+    def cancel_all(self, since: float) -> tuple[Send, ...]:
         """The sends on every channel at or after ``since`` (an erase: none may go out)."""
-        return tuple(s for s in self.log if s[AT] >= since and s[ANSWERED] != SHADOW)
+        return tuple(s for s in self.log if s.at >= since and s.state != SHADOW)
 
-    def cancel(self, channel: str, since: float) -> tuple[ContactState, tuple[tuple[Any, ...], ...]]:
+    def cancel(self, channel: str, since: float) -> tuple[ContactState, tuple[Send, ...]]:
         """Withdraw the sends on ``channel`` at or after ``since`` (consent revoked then: those
         messages must not go out); the new state and the withdrawn sends."""
-        gone = tuple(s for s in self.log if s[CHANNEL] == channel and s[AT] >= since)
+        gone = tuple(s for s in self.log if s.channel == channel and s.at >= since)
         if not gone:
             return self, ()
         return replace(self, log=tuple(s for s in self.log if s not in gone)), tuple(
-            s for s in gone if s[ANSWERED] != SHADOW
+            s for s in gone if s.state != SHADOW
         )
 
     def last_sent(self, action_type: str) -> float | None:
-        return max((s[AT] for s in self.log if s[TYPE] == action_type), default=None)
+        return max((s.at for s in self.log if s.action_type == action_type), default=None)
 
 
 def blocked(
@@ -184,7 +195,7 @@ def blocked(
     if state.suppressed_until is not None and at < state.suppressed_until:
         out.append("suppressed")
     cooldown = rules.cooldown(action_type)
-    if any(s[TYPE] == action_type and abs(s[AT] - at) < cooldown for s in state.log):
+    if any(s.action_type == action_type and abs(s.at - at) < cooldown for s in state.log):
         out.append("cooldown")
     for name, window, cap, same_channel in (
         ("cap_day", DAY, rules.max_per_day, False),
@@ -193,7 +204,7 @@ def blocked(
         ("channel_cap_week", WEEK, rules.channel_max_per_week, True),
     ):
         near = sum(
-            1 for s in state.log if abs(s[AT] - at) < window and (not same_channel or s[CHANNEL] == channel)
+            1 for s in state.log if abs(s.at - at) < window and (not same_channel or s.channel == channel)
         )
         if near >= cap:
             out.append(name)

@@ -51,6 +51,7 @@ from models.attribution import learnable
 from models.catalog import CatalogEntry
 from models.churn import Labelled
 from models.clock import PartitionClock
+from models.contact import Send
 from models.decision import Decision, Verdict
 from models.due import DueIndex
 from models.facts import EventFacts
@@ -266,7 +267,7 @@ class PublishCancel:
     """Publish ``action_cancelled`` for a send withdrawn before its send time."""
 
     canonical: str
-    send: tuple[Any, ...]
+    send: Send
     """The contact-log entry (:mod:`models.contact`)."""
     at: float
     why: str

@@ -32,6 +32,7 @@ import orjson
 
 from models import decay
 from models.catalog import CatalogEntry
+from models.contact import Send
 from models.facts import EventFacts
 from schemas.vocabulary import DAY
 
@@ -447,10 +448,10 @@ def merge_into(target: Profile, source: Profile) -> bool:
     for channel, (granted, at) in source.consent.items():
         apply_consent(target, channel, bool(granted), float(at))
     target.timezone = target.timezone or source.timezone
-    known = {s[3] for s in target.contact}
-    target.contact = sorted(
-        [*target.contact, *(s for s in source.contact if s[3] not in known)], key=lambda s: (s[0], s[3])
-    )
+    sends = [Send(*s) for s in target.contact]
+    known = {s.action_id for s in sends}
+    sends += [t for t in (Send(*s) for s in source.contact) if t.action_id not in known]
+    target.contact = [list(s) for s in sorted(sends, key=lambda s: (s.at, s.action_id))]
     target.ignored = max(target.ignored, source.ignored)
     if source.suppressed_until is not None:
         target.suppressed_until = max(target.suppressed_until or 0.0, source.suppressed_until)

@@ -21,7 +21,7 @@ from models.arbitration import LearnedPolicy
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, LabelRules, ValueModel, churn_features
 from models.clock import is_backfill
-from models.contact import ContactRules, ContactState
+from models.contact import ContactRules, ContactState, Send
 from models.decision import (
     Decision,
     DecisionContext,
@@ -360,7 +360,7 @@ class ContactUpdate:
     """What a consent change or a sender's feedback did to a profile."""
 
     changed: bool
-    cancelled: tuple[tuple[Any, ...], ...] = ()
+    cancelled: tuple[Send, ...] = ()
     """Sends withdrawn because consent was revoked before their send time (see
     :meth:`models.contact.ContactState.cancel`): each needs an ``action_cancelled``."""
 
@@ -378,7 +378,7 @@ def on_consent(profile: Profile, channel: str, granted: bool, at: float) -> Cont
     withdraws the sends on that channel scheduled at or after it.
 
     >>> p = Profile("u:1", contact=[[5.0, "sms", "recommend_item", "a1", 9.0, 0]])
-    >>> on_consent(p, "sms", False, 4.0).cancelled[0][3], p.contact
+    >>> on_consent(p, "sms", False, 4.0).cancelled[0].action_id, p.contact
     ('a1', [])
     """
     changed = apply_consent(profile, channel, granted, at)
@@ -389,12 +389,12 @@ def on_consent(profile: Profile, channel: str, granted: bool, at: float) -> Cont
     return ContactUpdate(True, cancelled)
 
 
-def on_erase(profile: Profile, at: float) -> tuple[tuple[Any, ...], ...]:
+def on_erase(profile: Profile, at: float) -> tuple[Send, ...]:
     """The sends of ``profile`` still waiting for their send time when the user is erased at
     ``at`` (each needs an ``action_cancelled``; shadow sends were never published).
 
     >>> p = Profile("u:1", contact=[[5.0, "sms", "recommend_item", "a1", 9.0, 0]])
-    >>> [s[3] for s in on_erase(p, 4.0)], on_erase(p, 6.0)
+    >>> [s.action_id for s in on_erase(p, 4.0)], on_erase(p, 6.0)
     (['a1'], ())
     """
     return _state(profile).cancel_all(at)

@@ -46,7 +46,7 @@ from lab.sim.closed_loop import ActionRequest, Decision, ResponseModel, run_clos
 from lab.sim.world import TIMEZONES, World, WorldConfig
 from lab.violations import check
 from models.catalog import CatalogEntry
-from models.contact import ACTION_ID, ContactRules, send_time
+from models.contact import ContactRules, send_time
 from models.engine import (
     ConsentMsg,
     Effect,
@@ -207,7 +207,7 @@ class StepPolicy:
                 self.actions.append(
                     {
                         "event": "action_cancelled",
-                        "action_id": e.send[ACTION_ID],
+                        "action_id": e.send.action_id,
                         "user_id": routing_id(e.canonical),
                     }
                 )

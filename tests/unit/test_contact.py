@@ -109,7 +109,7 @@ def test_feedback_answers_and_unsubscribes_and_a_revocation_withdraws_later_send
     p.contact.append([T0 + 10 * HOUR, "app", "c", "x3", T0 + DAY, 0])
     update = on_feedback(p, "unsubscribed", "x1", "sms", T0 + 240)
     assert update.changed and p.consented == {"sms": False}
-    assert [s[3] for s in update.cancelled] == ["x2"]  # x1 went out before; the app send stays
+    assert [s.action_id for s in update.cancelled] == ["x2"]  # x1 went out before; the app send stays
     assert [s[3] for s in p.contact] == ["x1", "x3"]
     assert on_consent(p, "sms", True, T0 + 300) == ContactUpdate(True)
     assert on_consent(p, "sms", True, T0 + 300) == ContactUpdate(False)  # a repeat changes nothing
@@ -204,7 +204,7 @@ def test_the_worker_never_emits_an_action_the_independent_checker_flags(
                 sends.append(a)
                 actions.append(a | {"send_at": iso(d.send_at)})
         for send in update.cancelled if update else ():
-            actions.append({"event": "action_cancelled", "action_id": send[3]})
+            actions.append({"event": "action_cancelled", "action_id": send.action_id})
     found = check(
         actions, consent=consent, feedback=feedback, timezones={"u1": tz} if tz else {}, rules=rules
     )
