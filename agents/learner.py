@@ -106,7 +106,7 @@ class Learner:
 
     def _learn(self, offset: int, value: bytes | None) -> None:
         sample = orjson.loads(value or b"null")
-        name = sample.get("model", "segmentation")
+        name = sample["model"]  # a sample without its model name is a dead letter, not segmentation
         self.next_offset = offset + 1
         if offset <= self.upto.get(name, -1):
             return  # this model's snapshot already holds it
