@@ -36,7 +36,7 @@ import logging
 import time
 from typing import Any
 
-import orjson
+from pydantic import ValidationError
 
 from agents import metrics
 from agents.dlq import dead_letter
@@ -47,6 +47,7 @@ from models.recommend import Recommender
 from models.segmentation import Segmenter
 from models.uplift_report import UpliftTally
 from schemas.dlq import Reason
+from schemas.training import ChurnSample, SegmentationSample, SimilaritySample, UpliftSample, parse_sample
 
 log = logging.getLogger(__name__)
 MODELS = ("segmentation", "churn", "value", "similarity", "uplift")
@@ -105,35 +106,33 @@ class Learner:
         log.info("learner restored %s; %d later samples read from the topic", self.upto, len(missed))
 
     def _learn(self, offset: int, value: bytes | None) -> None:
-        sample = orjson.loads(value or b"null")
-        name = sample["model"]  # a sample without its model name is a dead letter, not segmentation
+        # a sample that is none of the typed records (no model name, say) raises: a dead letter
+        sample = parse_sample(value or b"null")
+        name = sample.model
         self.next_offset = offset + 1
         if offset <= self.upto.get(name, -1):
             return  # this model's snapshot already holds it
         model = self.models[name]
-        if name == "segmentation":
-            model.learn_one(sample["x"])
-        elif name == "churn":
+        if isinstance(sample, SegmentationSample | SimilaritySample):
+            model.learn_one(sample.x)
+        elif isinstance(sample, ChurnSample):
             assert isinstance(model, ChurnModel)
-            y = bool(sample["y"])
-            self.churn_window.add(model.predict_proba_one(sample["x"])[True], y)  # before learning
-            model.learn_one(sample["x"], y)
+            self.churn_window.add(model.predict_proba_one(sample.x)[True], sample.y)  # before learning
+            model.learn_one(sample.x, sample.y)
             if model.drift_detected:
                 metrics.CHURN_DRIFTS.inc()
                 log.warning(
                     "churn model: drift detected in the error stream after %d labels", model.n_learned
                 )
-        elif name == "similarity":
-            model.learn_one(sample["x"])
-        elif name == "uplift":
-            model.learn_one(sample["x"], bool(sample["y"]))
+        elif isinstance(sample, UpliftSample):
+            model.learn_one(sample.x, sample.y)
             for row in self.uplift.rows(only=self.uplift.add(sample)):
                 if row["uplift"] is not None:
                     metrics.UPLIFT.labels(row["dimension"], row["value"]).set(row["uplift"])
                     metrics.UPLIFT_LOW.labels(row["dimension"], row["value"]).set(row["ci95"][0])
                     metrics.UPLIFT_HIGH.labels(row["dimension"], row["value"]).set(row["ci95"][1])
         else:
-            model.learn_one(sample["x"], float(sample["y"]))
+            model.learn_one(sample.x, sample.y)
         metrics.LEARNED_SAMPLES.labels(name).inc()
         self.upto[name] = offset
         self.unpublished[name] = self.unpublished.get(name, 0) + 1
@@ -156,7 +155,9 @@ class Learner:
                 offset=message.offset,
                 key=message.key,
                 value=event.value,
-                reason=Reason.processing_error,
+                reason=Reason.schema_violation
+                if isinstance(exc, ValidationError)
+                else Reason.processing_error,
                 detail=repr(exc),
             )
         if sum(self.unpublished.values()) >= self.rt.learner.snapshot_every:

@@ -1,5 +1,5 @@
 """Engine effects as the records the service publishes: actions, cancellations, decision-log
-records and stage changes (the public contracts of :mod:`schemas`)."""
+records, stage changes and training samples (the public contracts of :mod:`schemas`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 
 from models import contact
 from models.decision import Decision, Verdict
+from models.engine import Train
 from models.identity import external_id
 from models.lifecycle import Transition
 from schemas.actions import NextBestAction, Offer
 from schemas.decisions import Candidate as DecisionCandidate
 from schemas.decisions import DecisionRecord
 from schemas.lifecycle import LifecycleChange
+from schemas.training import ChurnSample, SegmentationSample, SimilaritySample, ValueSample
 
 
 def to_action(
@@ -112,3 +114,14 @@ def to_lifecycle(change: Transition, segment: int | None) -> LifecycleChange:
             "segment": segment,
         }
     )
+
+
+def to_sample(t: Train) -> SegmentationSample | ChurnSample | ValueSample | SimilaritySample:
+    """The ``nba.training`` record of a training sample the engine emitted."""
+    if t.model == "segmentation":
+        return SegmentationSample(model="segmentation", x=dict(t.x), at=t.at)
+    if t.model == "churn":
+        return ChurnSample(model="churn", x=dict(t.x), y=bool(t.y), at=t.at)
+    if t.model == "value":
+        return ValueSample(model="value", x=dict(t.x), y=float(t.y or 0.0), at=t.at)
+    return SimilaritySample(model="similarity", x=dict(t.x), at=t.at)

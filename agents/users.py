@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from agents import metrics
 from agents.dlq import each_event
-from agents.records import to_action, to_cancelled, to_lifecycle, to_record
+from agents.records import to_action, to_cancelled, to_lifecycle, to_record, to_sample
 from agents.runtime import Runtime
 from agents.tables import TableStore, engine
 from models.engine import (
@@ -77,8 +78,8 @@ async def hop(rt: Runtime, msg: UserMsg) -> None:
     await rt.user_stream.send(key=routing_id(msg.canonical).encode(), value=orjson.dumps(to_wire(msg)))
 
 
-async def _train(rt: Runtime, payload: dict[str, Any]) -> None:
-    await rt.training.send(value=orjson.dumps(payload))
+async def _train(rt: Runtime, sample: BaseModel) -> None:
+    await rt.training.send(value=sample.model_dump_json().encode())
 
 
 async def perform(rt: Runtime, effects: Iterable[Effect]) -> None:
@@ -91,13 +92,12 @@ async def perform(rt: Runtime, effects: Iterable[Effect]) -> None:
         elif isinstance(e, EventApplied):
             metrics.PROCESSING_LATENCY.observe(_since(e.arrived_ms))
         elif isinstance(e, Train):
-            label = {} if e.y is None else {"y": e.y}
-            await _train(rt, {"model": e.model, "x": e.x, **label, "at": e.at})
+            await _train(rt, to_sample(e))
         elif isinstance(e, Outcome):
             o = e.record
-            metrics.OUTCOMES.labels(o["decided"], o["group"], str(bool(o["y"])).lower()).inc()
+            metrics.OUTCOMES.labels(o.decided, o.group, str(o.y).lower()).inc()
             if e.learnable:
-                await _train(rt, {"model": "uplift", **o})
+                await _train(rt, o)
         elif isinstance(e, PublishLifecycle):
             record = to_lifecycle(e.change, e.segment)
             await rt.lifecycle.send(

@@ -15,6 +15,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from schemas.decisions import DecisionRecord
+    from schemas.training import UpliftSample
 
 
 def _settings() -> Settings:
@@ -415,14 +416,15 @@ def _jsonl(path: Path) -> list[bytes]:
 
 def _decision_log(
     raw_decisions: Sequence[bytes | None], raw_outcomes: Sequence[bytes | None]
-) -> tuple[list[DecisionRecord], list[dict[str, Any]]]:
-    """The decision records, and the uplift samples among the training samples (their outcomes)."""
+) -> tuple[list[DecisionRecord], list[UpliftSample]]:
+    """The decision records, and the uplift samples among the training samples (their outcomes;
+    a line without a model name is read as one)."""
     from schemas.decisions import DecisionRecord
+    from schemas.training import UpliftSample
 
     records = [DecisionRecord.model_validate_json(v) for v in raw_decisions if v]
-    samples = [
-        s for s in (orjson.loads(v) for v in raw_outcomes if v) if s.get("model", "uplift") == "uplift"
-    ]
+    raw = [orjson.loads(v) for v in raw_outcomes if v]
+    samples = [UpliftSample.model_validate(s) for s in raw if s.get("model", "uplift") == "uplift"]
     return records, samples
 
 
@@ -432,7 +434,7 @@ def _offpolicy_figures(decisions: Path, outcomes: Path) -> dict[str, Any]:
     from lab.policy_report import offpolicy
 
     records, samples = _decision_log(_jsonl(decisions), _jsonl(outcomes))
-    by_id = {s["decision_id"]: bool(s["y"]) for s in samples}
+    by_id = {s.decision_id: s.y for s in samples}
     ope = offpolicy(records, by_id, load_file(_settings().decision.catalog_path))
     out: dict[str, Any] = {"offpolicy.decisions": ope["decisions"], "offpolicy.logged": ope.get("logged")}
     for name, est in ope.items():

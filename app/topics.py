@@ -212,8 +212,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             1,
             deleted_after(k.retention_events_ms),
             key="none",
-            schema="internal",
-            producer="worker (feature samples, churn/value labels, item interactions)",
+            schema="training_sample.v1",
+            producer="worker (feature samples, churn/value labels, item interactions, decision outcomes)",
             consumer="worker: learner (one instance, the owner of its only partition)",
         ),
         TopicSpec(

@@ -26,6 +26,7 @@ from models.offpolicy import Logged, dr, ips, logged
 from models.uplift_report import UpliftTally
 from schemas.action_catalog import ActionCatalog
 from schemas.decisions import DecisionRecord
+from schemas.training import UpliftSample
 
 Target = Callable[[Logged], int | None]
 
@@ -100,13 +101,13 @@ def offpolicy(
 
 
 def build(
-    decisions: list[DecisionRecord], outcomes: list[dict[str, Any]], catalog: ActionCatalog
+    decisions: list[DecisionRecord], outcomes: list[UpliftSample], catalog: ActionCatalog
 ) -> dict[str, Any]:
     """The report's figures: decisions by outcome, uplift rows, off-policy estimates."""
     tally = UpliftTally()
     for outcome in outcomes:
         tally.add(outcome)
-    by_id = {o["decision_id"]: bool(o["y"]) for o in outcomes}
+    by_id = {o.decision_id: o.y for o in outcomes}
     return {
         "decisions": dict(Counter(r.outcome for r in decisions)),
         "policies": dict(Counter(r.policy.rsplit("-", 1)[0] for r in decisions)),

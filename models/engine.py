@@ -72,6 +72,7 @@ from models.user_step import (
     on_merged,
 )
 from schemas.feedback import Feedback
+from schemas.training import UpliftSample
 from schemas.users import ConsentEvent, EraseRequest
 
 # -- the user-stream messages ----------------------------------------------------------------
@@ -308,7 +309,7 @@ class Outcome:
     """A decision outcome whose attribution is settled (:mod:`models.attribution`); learnable
     ones train the uplift model."""
 
-    record: Mapping[str, Any]
+    record: UpliftSample
     learnable: bool
 
 

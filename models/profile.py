@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -60,6 +60,31 @@ class Applied(StrEnum):
     applied = "applied"
     duplicate = "duplicate"
     late = "late"
+
+
+class OpenExposure(NamedTuple):
+    """A decision waiting for the end of its attribution window (:mod:`models.attribution`).
+    Stored as the list of its fields in this order (the profile's ``exposures``), the stored form
+    of the positional entries it replaced; entries stored before ``answered`` existed load with 0."""
+
+    at: float
+    """Send time: where the window opens."""
+    until: float
+    """Where the window ends."""
+    decision_id: str
+    item: str
+    action_type: str
+    """The action type sent (or logged for control), or ``none``."""
+    channel: str
+    offer: float
+    group: str
+    """``treatment``, ``control``, ``holdout`` or ``none``."""
+    x: dict[str, float]
+    """The features known at the decision."""
+    decided: str
+    decided_channel: str
+    answered: int = 0
+    """1 once the message was opened or clicked."""
 
 
 @dataclass(slots=True)
@@ -485,7 +510,8 @@ def merge_into(target: Profile, source: Profile) -> bool:
     # the anonymous id's pending snapshots go on being labelled by the user's activity
     target.pending = sorted(target.pending + [list(s) for s in source.pending], key=lambda s: s[0])
     del target.pending[:-MAX_PENDING]
-    target.exposures = sorted(target.exposures + [list(s) for s in source.exposures], key=lambda s: s[0])
+    exposures = [OpenExposure(*s) for s in target.exposures + source.exposures]
+    target.exposures = [list(s) for s in sorted(exposures, key=lambda s: s.at)]
     del target.exposures[:-MAX_PENDING]
     target.seen.update(source.seen)
     target.dedupe_floor = max(target.dedupe_floor, source.dedupe_floor)

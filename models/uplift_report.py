@@ -8,10 +8,12 @@ interval (normal approximation of the difference of two proportions).
 
 Examples
 --------
+>>> from schemas.training import UpliftSample
 >>> t = UpliftTally()
 >>> for i in range(400):
-...     changed = t.add({"decided": "recommend_item", "decided_channel": "app", "segment": 1,
-...                       "group": "treatment" if i % 2 else "control", "y": i % 2 == 1 and i % 10 < 5})
+...     changed = t.add(UpliftSample(x={}, y=i % 2 == 1 and i % 10 < 5, decision_id=f"d{i}", at=0.0,
+...                     group="treatment" if i % 2 else "control", decided="recommend_item",
+...                     decided_channel="app", segment=1))
 >>> row = t.rows()[0]
 >>> row["dimension"], row["value"], row["treated"], row["control"], row["uplift"]
 ('action', 'recommend_item', 200, 200, 0.4)
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from schemas.training import UpliftSample
 
 DIMENSIONS = ("action", "channel", "segment")
 Z95 = 1.96
@@ -45,22 +49,21 @@ class UpliftTally:
         self.counts: dict[tuple[str, str, str], list[int]] = {}
         """(dimension, value, ``treated`` or ``control``) -> [conversions, decisions]."""
 
-    def add(self, outcome: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    def add(self, outcome: UpliftSample) -> tuple[tuple[str, str], ...]:
         """Count one outcome; the (dimension, value) rows it changed (none for outcomes of decisions
         where the policy chose nothing: they are skipped)."""
-        group = outcome.get("group")
-        if group not in ("treatment", "control", "holdout"):
+        if outcome.group == "none":
             return ()
-        side = "treated" if group == "treatment" else "control"
-        segment = outcome.get("segment")
+        side = "treated" if outcome.group == "treatment" else "control"
+        segment = outcome.segment
         values = (
-            ("action", str(outcome.get("decided"))),
-            ("channel", str(outcome.get("decided_channel"))),
+            ("action", outcome.decided),
+            ("channel", outcome.decided_channel),
             ("segment", "unknown" if segment is None else str(segment)),
         )
         for dimension, value in values:
             counts = self.counts.setdefault((dimension, value, side), [0, 0])
-            counts[0] += int(bool(outcome.get("y")))
+            counts[0] += int(outcome.y)
             counts[1] += 1
         return values
 

@@ -38,6 +38,7 @@ from models.recommend import Recommendation, Recommender, recent_interactions
 from models.segmentation import Segmenter
 from models.uplift import UpliftModel
 from schemas.action_catalog import ActionCatalog
+from schemas.training import UpliftSample
 from schemas.vocabulary import DAY
 
 
@@ -107,7 +108,7 @@ class Woken:
 
     transitions: tuple[Transition, ...] = ()
     labelled: tuple[Labelled, ...] = ()
-    outcomes: tuple[dict[str, Any], ...] = ()
+    outcomes: tuple[UpliftSample, ...] = ()
     """Decision outcomes whose attribution window ended (see :mod:`models.attribution`)."""
 
 
@@ -129,7 +130,7 @@ class StepResult:
     """Snapshots whose labels this event's watermark handed out, for the shared models to learn."""
     interaction: dict[str, Any] | None = None
     """What the shared similarity model learns from this event (with the user's recent items)."""
-    outcomes: tuple[dict[str, Any], ...] = ()
+    outcomes: tuple[UpliftSample, ...] = ()
     """Decision outcomes this event settled (a conversion, or windows it closed), for the uplift model."""
 
 
@@ -219,7 +220,7 @@ def _window_end(profile: Profile) -> float | None:
 
 def _wake(
     profile: Profile, at: float, cfg: StepConfig, models: Scorers
-) -> tuple[Transition | None, list[Labelled], list[dict[str, Any]]]:
+) -> tuple[Transition | None, list[Labelled], list[UpliftSample]]:
     change = lifecycle.update(profile, at, cfg.lifecycle)
     if at == _next_tick(profile, cfg.labels):
         _score(profile, at, churn_features(profile, at), models, cfg)
@@ -235,7 +236,7 @@ def reschedule(
     crawls)."""
     changes: list[Transition] = []
     labelled: list[Labelled] = []
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[UpliftSample] = []
     woke_at = None
     while True:
         at = next_wake(profile, cfg)

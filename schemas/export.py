@@ -16,6 +16,7 @@ from schemas.dlq import DeadLetter
 from schemas.events import Event
 from schemas.feedback import Feedback
 from schemas.lifecycle import LifecycleChange
+from schemas.training import TrainingSample
 from schemas.users import ConsentEvent, EraseRequest
 
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -30,6 +31,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "feedback.v1": Feedback,
     "lifecycle_change.v1": LifecycleChange,
     "policy_change.v1": PolicyChange,
+    "training_sample.v1": TrainingSample,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

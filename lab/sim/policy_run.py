@@ -197,10 +197,9 @@ class StepPolicy:
         requests = []
         for e in effects:
             if isinstance(e, Outcome):
-                y = bool(e.record["y"])
-                self.outcomes[e.record["decision_id"]] = y
+                self.outcomes[e.record.decision_id] = e.record.y
                 if self.uplift is not None and e.learnable:
-                    self.uplift.learn_one(e.record["x"], y)
+                    self.uplift.learn_one(e.record.x, e.record.y)
             elif isinstance(e, Train) and e.model == "similarity" and self.recommender is not None:
                 self.recommender.learn_one(dict(e.x))
             elif isinstance(e, PublishCancel):

@@ -17,6 +17,7 @@ from app.action_catalog import load_file
 from models.user_step import seeded_rng
 from schemas.actions import NextBestAction
 from schemas.decisions import DecisionRecord
+from schemas.training import UpliftSample, parse_sample
 from tests.integration.conftest import Deployment, consume, produce, started_worker, view_records, wait_for
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # 17:00 in Shanghai: no quiet hours
@@ -67,12 +68,12 @@ async def test_learned_decisions_outcomes_and_catalog_changes(deployment: Deploy
     await produce(dep.bootstrap, [(dep.ingress("app", "purchase"), ana.encode(), orjson.dumps(purchase))])
 
     async def outcome() -> bool | Any:
-        samples = [
-            orjson.loads(r.value)
+        samples = [  # every sample on the topic is one of the typed records of its contract
+            parse_sample(r.value)
             for r in await consume(dep.bootstrap, dep.topic("nba.training"), until=10**6, timeout=3)
         ]
-        uplift = [s for s in samples if s.get("model") == "uplift"]
-        return any(s["decision_id"] == record.action_id and s["y"] is True for s in uplift) or uplift
+        uplift = [s for s in samples if isinstance(s, UpliftSample)]
+        return any(s.decision_id == record.action_id and s.y is True for s in uplift) or uplift
 
     await wait_for(outcome, 60, "the decision's conversion on nba.training")
 

@@ -148,7 +148,7 @@ def test_a_purchase_converts_the_open_exposure_and_silence_closes_the_window() -
     assert outcomes == [] and len(p.exposures) == 1
     buy = EventFacts(event_id="b", type="purchase", channel="app", ts=t + 3600, item_id="c1", spend=9.0)
     (converted,) = on_event(p, buy, watermark=t + 3600, due=due, cfg=cfg).outcomes
-    assert converted["y"] is True and converted["decided"] == "recommend_item"
+    assert converted.y is True and converted.decided == "recommend_item"
     # another exposure, then silence: the due time after the window hands out a non-conversion
     p2 = Profile("u:2")
     for i in range(3):
@@ -157,5 +157,5 @@ def test_a_purchase_converts_the_open_exposure_and_silence_closes_the_window() -
     end = attribution.next_time(p2)
     assert end == t + 3 * DAY  # decided on the first view (this action needs no repeated views)
     woken = on_due(p2, end + 1, due, cfg)
-    assert woken is not None and [o["y"] for o in woken.outcomes] == [False]
+    assert woken is not None and [o.y for o in woken.outcomes] == [False]
     assert p2.exposures == []

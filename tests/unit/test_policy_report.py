@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from app.action_catalog import load
 from lab.policy_report import build, render_html
 from schemas.decisions import Candidate, DecisionRecord
+from schemas.training import UpliftSample
 
 CATALOG_YAML = (
     "version: t\nactions:\n  - {name: remind, type: abandoned_view_reminder, item: viewed}\n"
@@ -18,7 +19,7 @@ CATALOG = load(CATALOG_YAML)
 RATE = {"remind": 0.30, "recommend": 0.10, None: 0.05}
 
 
-def _log(n: int, seed: int = 3) -> tuple[list[DecisionRecord], list[dict[str, object]]]:
+def _log(n: int, seed: int = 3) -> tuple[list[DecisionRecord], list[UpliftSample]]:
     rng, records, outcomes = random.Random(seed), [], []
     at = datetime(2026, 3, 2, tzinfo=UTC)
     candidates = [
@@ -61,14 +62,16 @@ def _log(n: int, seed: int = 3) -> tuple[list[DecisionRecord], list[dict[str, ob
         decided = {"recommend": "recommend_item", "remind": "abandoned_view_reminder"}.get(pick or "", "none")
         records.append(record)
         outcomes.append(
-            {
-                "decision_id": f"d{i}",
-                "y": y,
-                "group": group,
-                "decided": decided,
-                "decided_channel": "app",
-                "segment": i % 2,
-            }
+            UpliftSample(
+                x={},
+                at=0.0,
+                decision_id=f"d{i}",
+                y=y,
+                group=group,  # type: ignore[arg-type]
+                decided=decided,
+                decided_channel="app",
+                segment=i % 2,
+            )
         )
     return records, outcomes
 
@@ -104,7 +107,7 @@ def test_nba_evaluate_adds_the_off_policy_estimates_of_a_decision_log(tmp_path) 
     records, outcomes = _log(3000)
     decisions, results, log = tmp_path / "d.jsonl", tmp_path / "o.jsonl", tmp_path / "w.jsonl"
     decisions.write_text("\n".join(r.model_dump_json() for r in records))
-    results.write_bytes(b"\n".join(orjson.dumps({"model": "uplift", **o}) for o in outcomes))
+    results.write_bytes(b"\n".join(o.model_dump_json().encode() for o in outcomes))
     write_jsonl(World(WorldConfig(days=3, users=50, seed=1)), log)
     report = tmp_path / "r.json"
     args = [

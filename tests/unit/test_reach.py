@@ -107,7 +107,7 @@ def test_an_answer_is_counted_once_and_labels_the_decisions_outcome() -> None:
     assert p.responses == {sent.channel: [1, 1]}
     assert p.answer_hours[14] == 1
     (outcome,) = attribution.on_time(p, NOON + 30 * DAY)
-    assert outcome["x"]["answered"] == 1.0 and outcome["group"] == "treatment"
+    assert outcome.x["answered"] == 1.0 and outcome.group == "treatment"
 
 
 def test_merging_profiles_adds_their_answers() -> None:
