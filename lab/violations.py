@@ -12,7 +12,10 @@ withdraws its ``action_id``. Rules (the :class:`models.contact.ContactRules` mea
   it (a feedback ``unsubscribed`` is a revocation at its time; at equal times a revocation wins;
   a channel with no change at all is allowed, as in the worker);
 * ``erased``: the user was erased at or before the send time;
-* ``quiet_hours``: the send time falls in the quiet hours in the user's timezone;
+* ``quiet_hours``: the send time falls in the quiet hours in the user's local time: the timezone
+  of the event that triggered the send (``trigger_event_id`` in ``event_timezones``: where the
+  user was when it was decided, which matters for a shared device), else the user's, else the
+  rules' default;
 * ``cap_day`` / ``cap_week`` / ``channel_cap_day`` / ``channel_cap_week``: some window of 24 hours
   (7 days), starting at a send, holds more sends than the cap (counted once per window);
 * ``cooldown``: two sends of the same action type closer than its cooldown.
@@ -45,17 +48,24 @@ def check(
     erase: Iterable[Mapping[str, Any]] = (),
     feedback: Iterable[Mapping[str, Any]] = (),
     timezones: Mapping[str, str] | None = None,
+    event_timezones: Mapping[str, str] | None = None,
     rules: ContactRules | None = None,
 ) -> Counter[str]:
     """Violations by rule (an empty counter: none). Inputs are the topics' JSON values."""
     rules = rules or ContactRules()
     timezones = timezones or {}
+    event_timezones = event_timezones or {}
     cancelled = {a["action_id"] for a in actions if a.get("event") == "action_cancelled"}
     sent: dict[str, list[tuple[float, str, str]]] = defaultdict(list)  # user -> (at, channel, type)
+    zones: dict[tuple[str, float], list[str]] = defaultdict(list)  # (user, at) -> trigger timezones
     for a in actions:
         if a.get("event", "action") == "action" and a["action_id"] not in cancelled:
             at = _ts(a.get("send_at") or a["created_at"])
             sent[a["user_id"]].append((at, a["channel"], a["action_type"]))
+            trigger_zone = event_timezones.get(a.get("trigger_event_id") or "")
+            zones[(a["user_id"], at)].append(
+                trigger_zone or timezones.get(a["user_id"]) or rules.default_timezone
+            )
     changes: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)  # (at, 0 revoked | 1 granted)
     for c in consent:
         changes[(c["user_id"], c["channel"])].append((_ts(c["at"]), int(bool(c["granted"]))))
@@ -68,13 +78,13 @@ def check(
     out: Counter[str] = Counter()
     for user, sends in sent.items():
         sends.sort()
-        zone = ZoneInfo(timezones.get(user) or rules.default_timezone)
         for at, channel, _ in sends:
+            local = ZoneInfo(zones[(user, at)].pop())
             if _revoked(changes.get((user, channel), []), at):
                 out["consent"] += 1
             if user in erased and at >= erased[user]:
                 out["erased"] += 1
-            hour = datetime.fromtimestamp(at, zone).hour
+            hour = datetime.fromtimestamp(at, local).hour
             start, end = rules.quiet_start_hour, rules.quiet_end_hour
             if start != end and (start <= hour < end if start < end else hour >= start or hour < end):
                 out["quiet_hours"] += 1

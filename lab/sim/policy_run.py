@@ -148,6 +148,8 @@ class StepPolicy:
         self.feedback: list[dict[str, Any]] = []
         self.erase: list[dict[str, Any]] = []
         self.timezones: dict[str, str] = {}
+        self.event_timezones: dict[str, str] = {}
+        """event id -> the event's own timezone (the checker reads each send's trigger)."""
         self.cancelled = 0
         self.unreachable = 0
         """Actions for anonymous profiles (sent, but the world cannot deliver to a device)."""
@@ -183,6 +185,7 @@ class StepPolicy:
         event = result.event
         if event.context is not None and event.context.timezone:
             self.timezones[event.user_id or event.anonymous_id or ""] = event.context.timezone
+            self.event_timezones[event.event_id] = event.context.timezone
         facts = EventFacts.from_event(event, result.spend)
         return self._take(
             self.engine.drain(
@@ -237,6 +240,7 @@ class StepPolicy:
                     "action_type": d.action_type,
                     "created_at": _iso(d.created_at),
                     "send_at": _iso(d.send_at),
+                    "trigger_event_id": d.trigger_event_id,
                 }
             )
         if not known:
@@ -361,6 +365,7 @@ def run_policy(
         erase=policy.erase,
         feedback=policy.feedback,
         timezones=policy.timezones,
+        event_timezones=policy.event_timezones,
         rules=rules,
     )
     (ct, nt), (cc, nc) = res.conversion(True), res.conversion(False)

@@ -136,6 +136,16 @@ def test_the_checker_finds_each_kind_of_violation() -> None:
     assert check([action("1", "u", "app", noon)]) == Counter()
     assert check([action("1", "u", "app", noon + 10 * HOUR)]) == Counter(quiet_hours=1)  # 22:00
     assert check([action("1", "u", "app", noon + 10 * HOUR)], timezones={"u": "Europe/London"}) == Counter()
+    # a shared device: each send is judged in the timezone of the event that triggered it
+    late = {**action("1", "u", "app", noon + 10 * HOUR), "trigger_event_id": "e1"}
+    early = action("2", "u", "app", noon - 9 * DAY)
+    where = {"e1": "Europe/London"}
+    assert check([late, early], timezones={"u": "Asia/Shanghai"}, event_timezones=where) == Counter()
+    # without the trigger, the user's one timezone: the early send (04:00 in London) is quiet
+    assert check([late, early], timezones={"u": "Europe/London"}) == Counter(quiet_hours=1)
+    assert check(
+        [late], timezones={"u": "Europe/London"}, event_timezones={"e1": "Asia/Shanghai"}
+    ) == Counter(quiet_hours=1)
     revoked = [{"user_id": "u", "channel": "app", "granted": False, "at": iso(noon - 1)}]
     assert check([action("1", "u", "app", noon)], consent=revoked) == Counter(consent=1)
     regranted = [*revoked, {"user_id": "u", "channel": "app", "granted": True, "at": iso(noon - 1)}]
