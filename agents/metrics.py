@@ -25,6 +25,12 @@ EVENTS_BACKFILL = Counter("nba_events_backfill_total", "Events applied but too o
 IDENTITY_LINKS = Counter("nba_identity_links_total", "New anonymous-to-user links.")
 IDENTITY_CONFLICTS = Counter("nba_identity_conflicts_total", "Links refused: anonymous id already linked.")
 PROFILES_MERGED = Counter("nba_profiles_merged_total", "Anonymous profiles merged into users.")
+USER_STREAM_MESSAGES = Counter(
+    "nba_user_stream_messages_total",
+    "Messages the users agent applied from nba.user-stream (forwarded events, links, merges, "
+    "consent, feedback, erase), by kind.",
+    ["kind"],
+)
 CONSENT_CHANGES = Counter(
     "nba_consent_changes_total",
     "Consent changes applied to profiles (older or repeated ones are not counted).",

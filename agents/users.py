@@ -140,6 +140,7 @@ async def handle(rt: Runtime, partition: int, wire: Any) -> None:
         rt.profile_cache.pop(msg.canonical, None)
         raise
     await perform(rt, effects)
+    metrics.USER_STREAM_MESSAGES.labels(msg.kind).inc()
 
 
 def register(app: Any, rt: Runtime) -> None:

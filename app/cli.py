@@ -303,14 +303,9 @@ async def _replay(
 
 
 def _policy(settings: Settings) -> Any:
-    from schemas.validate import ValidationPolicy
+    from app.rules import validation_policy
 
-    return ValidationPolicy(
-        channels=frozenset(settings.ingress.channels),
-        max_bytes=settings.ingress.max_message_bytes,
-        base_currency=settings.ingress.base_currency,
-        fx_rates=dict(settings.ingress.fx_rates),
-    )
+    return validation_policy(settings)
 
 
 @main.command()
@@ -355,7 +350,7 @@ def evaluate(
         mapping=m,
         truth_path=truth,
         policy=_policy(settings),
-        cfg=EvalConfig(horizon_s=horizon_days * 86_400),
+        cfg=EvalConfig(horizon_s=horizon_days * 86_400, partitions=settings.kafka.partitions),
     )
     if decisions is not None:
         if outcomes is None:

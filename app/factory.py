@@ -24,10 +24,9 @@ from app.kafka import client_kwargs
 from app.model_store import ModelStore
 from app.policy_config import PolicyFollower
 from app.redis_mirror import RedisMirror
-from app.rules import setup, step_config
+from app.rules import setup, step_config, validation_policy
 from app.settings import Settings
 from app.topics import TopicNames
-from schemas.validate import ValidationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +111,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     t = settings.time
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,
-        validation=ValidationPolicy(
-            channels=frozenset(settings.ingress.channels),
-            max_bytes=settings.ingress.max_message_bytes,
-            base_currency=settings.ingress.base_currency,
-            fx_rates=dict(settings.ingress.fx_rates),
-        ),
+        validation=validation_policy(settings),
         time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
         step=models.step,
         no_send=settings.worker.no_send,
-        erase_salt=settings.erase.salt.get_secret_value().encode(),
+        erase_salt=models.erase_salt,
         mirror=mirror,
         catalog=catalog.items,
         learner=LearnerRules(

@@ -15,6 +15,7 @@ from models.setup import ChurnSpec, SegmentSpec, Setup, SimilaritySpec
 from models.similarity import Blend
 from models.user_step import StepConfig
 from schemas.action_catalog import ActionCatalog
+from schemas.validate import ValidationPolicy
 from schemas.vocabulary import DAY
 
 
@@ -80,6 +81,16 @@ def label_rules(settings: Settings) -> LabelRules:
     )
 
 
+def validation_policy(settings: Settings) -> ValidationPolicy:
+    """What ingress validation accepts: the configured channels, size limit and currencies."""
+    return ValidationPolicy(
+        channels=frozenset(settings.ingress.channels),
+        max_bytes=settings.ingress.max_message_bytes,
+        base_currency=settings.ingress.base_currency,
+        fx_rates=dict(settings.ingress.fx_rates),
+    )
+
+
 def setup(settings: Settings) -> Setup:
     """The engine's and the models' configuration: what the worker runs, and what the CLI hands
     to the offline lab."""
@@ -113,4 +124,5 @@ def setup(settings: Settings) -> Setup:
             popular=s.popular,
             max_per_series=s.max_per_series,
         ),
+        erase_salt=settings.erase.salt.get_secret_value().encode(),
     )

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from aiokafka.partitioner import murmur2
+from pydantic import BaseModel, ValidationError
 
 from lab.churn_eval import ChurnRecorder
 from lab.logs import Mapping, ReadStats, read_ordered
@@ -46,15 +47,34 @@ from models import checkpoint
 from models import features as feats
 from models.catalog import CatalogEntry
 from models.churn import ChurnModel, Labelled, ValueModel
-from models.engine import Count, Effect, Engine, EngineConfig, EraseMsg, EventApplied, MemoryStore, Train
+from models.engine import (
+    ConsentMsg,
+    Count,
+    Effect,
+    Engine,
+    EngineConfig,
+    EraseMsg,
+    EventApplied,
+    FeedbackMsg,
+    Hop,
+    LogDecision,
+    MemoryStore,
+    PublishAction,
+    PublishCancel,
+    PublishLifecycle,
+    Train,
+    UserMsg,
+)
 from models.facts import EventFacts
+from models.identity import routing_id
 from models.profile import Profile
 from models.recommend import recent_interactions
 from models.segmentation import Segmenter
 from models.setup import Setup
 from models.user_step import Scorers
 from schemas.catalog import CatalogItem
-from schemas.users import EraseRequest
+from schemas.feedback import Feedback
+from schemas.users import ConsentEvent, EraseRequest
 from schemas.validate import Accepted, ValidationPolicy, parse_ingress_topic, validate
 from schemas.vocabulary import CHANNELS, DAY
 
@@ -66,6 +86,22 @@ class EvalConfig:
     top_k: int = 10
     max_rows_in_memory: int = 200_000
     min_events_for_ari: int = 5
+    partitions: int = 1
+    """Partitions of the worker's topics: each record is handled on the partition the worker's
+    producer would send it to (Kafka's murmur2 of its key), with that partition's own event-time
+    clock, and hops go to their user's partition."""
+    decisions: bool = False
+    """Decide and publish as the worker does (``published`` keeps the actions, cancellations,
+    decision records and stage changes); off, the profiles are updated without any decision."""
+    frozen: Scorers | None = None
+    """Score with these models throughout and learn nothing (off: learn as the learner does)."""
+
+
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """The partition the worker's producers send ``key`` to (Kafka's default partitioner)."""
+    if key is None or partitions <= 1:
+        return 0
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Evaluation:
@@ -93,7 +129,7 @@ class Evaluation:
                 )
                 for uid, u in truth["users"].items()
             }
-        self.step = replace(setup.step, send_enabled=False)
+        self.step = setup.step if cfg.decisions else replace(setup.step, send_enabled=False)
         self.store = MemoryStore(encode=False)
         self.profiles: dict[str, Profile] = self.store.live
         """The live profiles (the store's own dictionary)."""
@@ -114,7 +150,8 @@ class Evaluation:
                 step=self.step,
                 lateness_s=setup.lateness_s,
                 due_bucket_s=setup.due_bucket_s,
-                publish=False,
+                erase_salt=setup.erase_salt,
+                publish=cfg.decisions,
             ),
             self.catalog,
             observe=self._score_purchase,
@@ -128,6 +165,10 @@ class Evaluation:
         """(day, users scored, users whose segment changed since the previous day)."""
         self.centroid_history: list[tuple[int, dict[int, dict[str, float]]]] = []
         self.last_ts: float | None = None
+        self.user_stream: Counter[str] = Counter()
+        """The messages the worker would carry on ``nba.user-stream`` (hops and routed records), by kind."""
+        self.published: list[Effect] = []
+        """With ``cfg.decisions``: what the worker would have sent, in order."""
 
     # -- the stream: the worker's engine over an in-memory store ----------------------------
     def feed(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
@@ -136,7 +177,11 @@ class Evaluation:
             if topic == "catalog.items":
                 self._catalog(value)
             elif topic == "users.erase":
-                self._erase(value)
+                self._routed(value, EraseRequest, EraseMsg.of, "erase")
+            elif topic == "users.consent":
+                self._routed(value, ConsentEvent, ConsentMsg.of, "consent")
+            elif topic == "marketing.feedback":
+                self._routed(value, Feedback, FeedbackMsg.of, "feedback")
             else:
                 self.counts[f"other:{topic}"] += 1
             return
@@ -157,12 +202,22 @@ class Evaluation:
         self.last_ts = facts.ts if self.last_ts is None else max(self.last_ts, facts.ts)
         started = time.perf_counter()
         self.engine.models = self._scorers()
+        raw_key = key.encode() if key else None
         effects = self.engine.ingest(
-            self.store, 0, key.encode() if key else None, facts, event.user_id, event.anonymous_id, 0
+            self.store,
+            partition_for(raw_key, self.cfg.partitions),
+            raw_key,
+            facts,
+            event.user_id,
+            event.anonymous_id,
+            0,
         )
-        effects = self.engine.drain(self.store, effects)
+        effects = self.engine.drain(self.store, effects, self._partition_of)
         self.profile_seconds += time.perf_counter() - started
         self._take(effects)
+
+    def _partition_of(self, routing: str) -> int:
+        return partition_for(routing.encode(), self.cfg.partitions)
 
     def _take(self, effects: list[Effect]) -> None:
         """Count and learn from what the engine did (the recorders and the learner's part)."""
@@ -179,23 +234,36 @@ class Evaluation:
                 if e.result.interaction is not None:
                     self.similarity.interaction(e.canonical, e.result.interaction)
             elif isinstance(e, Train):
+                if self.cfg.frozen is not None:
+                    continue
                 if e.model == "segmentation":
                     self._learn(dict(e.x))
                 elif e.labelled is not None:
                     self._labelled((e.labelled,))
+            elif isinstance(e, Hop):
+                self.user_stream[e.msg.kind] += 1
+            elif isinstance(e, PublishAction | PublishCancel | LogDecision | PublishLifecycle):
+                self.published.append(e)
 
-    def _erase(self, value: dict[str, Any]) -> None:
-        """An erase request, through the engine as the worker applies it: the user's profile, the
-        anonymous profiles merged into it and their identity links go, and their later events are
-        dropped."""
+    def _routed(self, value: dict[str, Any], contract: type[BaseModel], to_msg: Any, what: str) -> None:
+        """A consent change, a sender's feedback or an erase request, applied by the engine on
+        its user's partition as the worker routes it (an erase: the user's profile, the anonymous
+        profiles merged into it and their identity links go, and their later events are dropped)."""
         try:
-            request = EraseRequest.model_validate(value)
+            msg: UserMsg = to_msg(contract.model_validate(value))
         except ValidationError:
-            self.counts["rejected:erase"] += 1
+            self.counts[f"rejected:{what}"] += 1
             return
-        self.counts["erased_users"] += 1
-        msg = EraseMsg.of(request)
-        self._take(self.engine.drain(self.store, self.engine.handle(self.store, 0, [msg])))
+        if what == "erase":
+            self.counts["erased_users"] += 1
+        self.user_stream[msg.kind] += 1  # the worker's routed agents hop it to the user's partition
+        partition = self._partition_of(routing_id(msg.canonical))
+        self.engine.models = self._scorers()
+        self._take(
+            self.engine.drain(
+                self.store, self.engine.handle(self.store, partition, [msg]), self._partition_of
+            )
+        )
 
     def _catalog(self, value: dict[str, Any]) -> None:
         try:
@@ -246,6 +314,8 @@ class Evaluation:
 
     # -- churn and value: learned as the learner does, from the labels the worker code emits --
     def _scorers(self) -> Scorers:
+        if self.cfg.frozen is not None:
+            return self.cfg.frozen
         return Scorers(self.scorer, self.churn_scorer, self.value_scorer)
 
     def _labelled(self, items: tuple[Labelled, ...]) -> None:
@@ -287,7 +357,10 @@ class Evaluation:
         out: dict[str, Any] = {
             "data.records": stats.records,
             "data.events": self.counts["applied"],
-            "data.users": sum(1 for p in self.profiles.values() if p.merged_into is None),
+            # users with at least one applied event (a consent change alone keeps a profile too)
+            "data.users": sum(
+                1 for p in self.profiles.values() if p.merged_into is None and p.last_seen is not None
+            ),
             "data.duplicates": self.counts["duplicate"],
             "data.late": self.counts["late"],
             "data.erased_users": self.counts["erased_users"],

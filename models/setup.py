@@ -86,6 +86,8 @@ class Setup:
     similarity: SimilaritySpec
     blend: Blend = field(default_factory=Blend)
     rec: RecConfig = field(default_factory=RecConfig)
+    erase_salt: bytes = field(default=b"", repr=False)
+    """Key of the erased users' hashed suppression list."""
 
     def new_segmenter(self) -> Segmenter:
         s = self.segments
