@@ -8,8 +8,8 @@ Promises
   An event older than that (its ``ts`` below :attr:`Profile.dedupe_floor`) cannot be proved new,
   so it is **not applied** and reported as ``late``.
 * Everything per user is bounded: at most ``max_event_keys`` dedupe keys, ``MAX_ITEMS`` item
-  view counters (least recently viewed dropped first), ``MAX_BOUGHT`` bought items and
-  ``MAX_DISMISSED`` dismissed ones.
+  counters (views, and the time of the last view or purchase; least recently used dropped
+  first), ``MAX_BOUGHT`` bought items and ``MAX_DISMISSED`` dismissed ones.
 * :func:`merge_into` folds an anonymous profile into a user's once, whatever the redeliveries.
 * An event forwarded from an anonymous profile is *parked* at the user (:func:`park`) until that
   anonymous profile's merge has arrived, then applied (:func:`merge_into` returns it). A crash can
@@ -104,7 +104,9 @@ class Profile:
     spend: float = 0.0
     first_purchase: float | None = None
     item_views: dict[str, list[float]] = field(default_factory=dict)
-    """item -> [view count, last view ts], the ``MAX_ITEMS`` most recently viewed."""
+    """item -> [view count, last interaction ts] (a view or a purchase), the ``MAX_ITEMS`` most
+    recently used. A purchase keeps its own time here without counting as a view, so an item
+    bought without a prior view still has a time for the recommender's recency weights."""
     bought: list[str] = field(default_factory=list)
     dismissed: list[str] = field(default_factory=list)
     """Items the user said 'not interested' in (a dismissing click), oldest first."""
@@ -309,15 +311,22 @@ def apply_event(
             profile.first_purchase = facts.ts
         if facts.item_id:
             _add_recent(profile.bought, facts.item_id, MAX_BOUGHT)
+            _touch_item(profile, facts.item_id, facts.ts, 0)
     elif facts.dismiss and facts.item_id:
         _add_recent(profile.dismissed, facts.item_id, MAX_DISMISSED)
     elif facts.type == "view" and facts.item_id:
-        count, last = profile.item_views.get(facts.item_id, [0, facts.ts])
-        profile.item_views[facts.item_id] = [count + 1, max(last, facts.ts)]
-        if len(profile.item_views) > MAX_ITEMS:
-            oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
-            del profile.item_views[oldest]
+        _touch_item(profile, facts.item_id, facts.ts, 1)
     return Applied.applied
+
+
+def _touch_item(profile: Profile, item: str, ts: float, views: int) -> None:
+    """Record an interaction with ``item`` at ``ts`` (``views`` of them count as views), keeping
+    the ``MAX_ITEMS`` most recently used items."""
+    count, last = profile.item_views.get(item, [0, ts])
+    profile.item_views[item] = [count + views, max(last, ts)]
+    if len(profile.item_views) > MAX_ITEMS:
+        oldest = min(profile.item_views, key=lambda i: (profile.item_views[i][1], i))
+        del profile.item_views[oldest]
 
 
 def apply_consent(profile: Profile, channel: str, granted: bool, at: float) -> bool:

@@ -146,12 +146,19 @@ def recommend(
     cfg = cfg or RecConfig()
     personal: dict[str, float] = {}
     because: dict[str, tuple[float, str]] = {}
-    for item, weight, ts in list(history)[-cfg.history :]:
-        strength = weight * math.pow(2.0, -max(0.0, now - ts) / (cfg.half_life_days * DAY))
+    recent = list(history)[-cfg.history :]
+    # recency weights are relative to the newest history item: the personal scores are rescaled
+    # by their best below, so this is the same ranking as ages from ``now``, without the weights
+    # of a long-quiet user underflowing to zero
+    newest = min(now, max((ts for _, _, ts in recent), default=now))
+    for item, weight, ts in recent:
+        strength = weight * math.pow(2.0, -max(0.0, newest - ts) / (cfg.half_life_days * DAY))
         for other, s in similarity.neighbours(item, cfg.neighbours, blend):
             if other in exclude or s <= 0:
                 continue
             add = strength * s
+            if add <= 0.0:
+                continue  # an item old enough for its weight to underflow adds nothing
             personal[other] = personal.get(other, 0.0) + add
             if add > because.get(other, (0.0, ""))[0]:
                 because[other] = (add, item)
@@ -199,9 +206,10 @@ def recent_interactions(
 ) -> list[tuple[str, float, float]]:
     """A profile's most recent items as ``(item, weight, ts)``, oldest first (at most ``n``).
 
-    The profile keeps view counts with the last view time, and the bought items: a bought item
-    weighs as a purchase, a viewed one as a view per view (up to three). Bought items the
-    profile has no view time for come first, as the oldest.
+    The profile keeps view counts with the time of the last view or purchase, and the bought
+    items: a bought item weighs as a purchase, a viewed one as a view per view (up to three).
+    Bought items the profile has no time for (dropped from ``item_views``, or stored before
+    purchases kept their time) come first, as the oldest.
 
     >>> recent_interactions({"a": [2, 10.0], "b": [1, 30.0]}, ["b", "c"])
     [('c', 5.0, 0.0), ('a', 2.0, 10.0), ('b', 5.0, 30.0)]

@@ -23,15 +23,16 @@ def batch_reference(events: list[EventFacts]) -> dict[str, object]:
     ev = list(distinct.values())
     by_type: dict[str, int] = {}
     by_channel: dict[str, int] = {}
-    views: dict[str, int] = {}
+    items: dict[str, tuple[int, float]] = {}  # views, and the last view or purchase
     spend = 0.0
     for e in ev:
         by_type[e.type] = by_type.get(e.type, 0) + 1
         by_channel[e.channel] = by_channel.get(e.channel, 0) + 1
         if e.type == "purchase":
             spend += e.spend
-        if e.type == "view" and e.item_id:
-            views[e.item_id] = views.get(e.item_id, 0) + 1
+        if e.type in ("view", "purchase") and e.item_id:
+            count, last = items.get(e.item_id, (0, e.ts))
+            items[e.item_id] = (count + (e.type == "view"), max(last, e.ts))
     purchases = [e for e in ev if e.type == "purchase"]
     return {
         "events": len(ev),
@@ -44,7 +45,7 @@ def batch_reference(events: list[EventFacts]) -> dict[str, object]:
         "first_purchase": min((e.ts for e in purchases), default=None),
         "bought": {e.item_id for e in purchases},
         "dismissed": {e.item_id for e in ev if e.type == "click" and e.dismiss},
-        "views": views,
+        "items": items,
     }
 
 
@@ -60,7 +61,7 @@ def observed(p: Profile) -> dict[str, object]:
         "first_purchase": p.first_purchase,
         "bought": set(p.bought),
         "dismissed": set(p.dismissed),
-        "views": {i: int(c) for i, (c, _) in p.item_views.items()},
+        "items": {i: (int(c), t) for i, (c, t) in p.item_views.items()},
     }
 
 

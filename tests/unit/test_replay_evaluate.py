@@ -259,3 +259,22 @@ def test_an_erase_in_the_log_deletes_the_user_and_drops_their_later_events() -> 
     ev.feed("users.erase", "x", {"user_id": "x"})  # malformed: refused, nothing erased
     report = ev.report(1.0, ReadStats())
     assert (report["data.erased_users"], report["data.erased_events"]) == (1, 2)
+
+
+def test_a_log_of_purchases_without_views_is_scored_from_the_purchases(tmp_path: Path) -> None:
+    """A ratings log where every rating is a purchase and none has a view before it: the next
+    purchase is predicted from the earlier ones (it used to crash, or fall back to popularity,
+    because such items had no time in the profile)."""
+    src = tmp_path / "ratings.csv"
+    rows = ["user,item,time,rating"]
+    t0 = 1_767_225_600  # 2026-01-01
+    for u in range(600):  # 60 days; buyers of p{k} buy q{k} an hour later
+        k, t = u % 30, t0 + u * 8640
+        rows += [f"u{u},p{k},{t},5", f"u{u},q{k},{t + 3600},4"]
+    src.write_text("\n".join(rows) + "\n")
+    m = Mapping(user="user", item="item", time="time", time_unit="s", default_type="view", value="rating")
+    report = evaluate(src, setup(Settings()), mapping=replace(m, purchase_min_value=4), policy=POLICY)
+    assert report["data.events"] == 1200
+    # half the purchases are a user's first (nothing to go on); the second ones are all found
+    assert report["similarity.purchases_scored"] == 600
+    assert report["similarity.hr10"] >= 0.49 > 2 * report["similarity.hr10_popularity"]

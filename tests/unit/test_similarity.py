@@ -195,3 +195,39 @@ def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> No
     served = store.models["similarity"]
     assert served.blend == Blend(cooc=1.0, content=0.2, embedding=0.1) and served.config.k == 7
     assert served.similarity.blend == served.blend
+
+
+def test_a_user_who_buys_without_viewing_gets_recommendations_from_their_purchases() -> None:
+    """A purchase through a WeChat or Weibo link often has no view before it: the profile keeps
+    the purchase's own time, and the recommender seeds from it (it used to give such an item the
+    time 0.0, whose recency weight underflows, and then divided by a zero best score)."""
+    from models.facts import EventFacts
+    from models.profile import Profile, apply_event
+    from models.recommend import Recommender
+    from models.user_step import recommendations_for
+
+    t0 = 1_780_000_000.0  # 2026: ages from the epoch underflow 2 ** -(age / half-life)
+    model = Recommender()
+    for u in range(20):  # buyers of "a" then buy "b"; buyers of "x" then buy "y"
+        for first, then in (("a", "b"), ("x", "y")):
+            model.learn_one({"item": first, "kind": "purchase", "ts": t0 + u, "recent": []})
+            model.learn_one({"item": then, "kind": "purchase", "ts": t0 + u + 1, "recent": [[first, 5.0]]})
+    profile = Profile("u:1")
+    for n, item in enumerate(("x", "a")):  # bought "x", then 30 days later "a": never viewed
+        buy = EventFacts(f"e{n}", "purchase", "wechat", t0 + n * 30 * DAY, item_id=item, spend=9.0)
+        apply_event(profile, buy)
+    assert {i: t for i, (_, t) in profile.item_views.items()} == {"x": t0, "a": t0 + 30 * DAY}
+    assert all(count == 0 for count, _ in profile.item_views.values())  # a purchase is no view
+    recs = recommendations_for(profile, t0 + 31 * DAY, model, 20, "wechat")
+    assert [(r.item_id, r.reason) for r in recs[:2]] == [("b", "similar to a"), ("y", "similar to x")]
+
+
+def test_recency_weights_do_not_underflow_for_a_long_quiet_user() -> None:
+    """Ages are taken from the newest history item: a user quiet for years still gets their own
+    neighbours, ranked as if ages were taken from ``now``."""
+    history = [("s0-p1", 5.0, 0.0), ("i3", 1.0, 10 * DAY)]
+    cfg = RecConfig(half_life_days=1.0)
+    long_after = recommend(history, 10 * DAY + 50 * 365 * DAY, SIM, TRENDING, {"s0-p1", "i3"}, CATALOG, cfg)
+    right_after = recommend(history, 10 * DAY, SIM, TRENDING, {"s0-p1", "i3"}, CATALOG, cfg)
+    assert [(r.item_id, r.reason) for r in long_after] == [(r.item_id, r.reason) for r in right_after]
+    assert any(r.reason.startswith("similar to") for r in long_after)
