@@ -84,7 +84,6 @@ class Learner:
 
     async def restore(self, upto: int) -> None:
         """Load the newest snapshots, then learn the samples after them and before ``upto``."""
-        assert self.rt.sync_models is not None and self.rt.read_training is not None
         headers = await self.rt.sync_models()
         for name in MODELS:
             model, header = self.rt.models.get(name), headers.get(name)

@@ -100,44 +100,46 @@ class LearnerRules:
 
 @dataclass
 class Runtime:
+    """Everything the agents use, complete when constructed: no field waits to be filled in."""
+
     prefix: str
     validation: ValidationPolicy
     time: TimeRules
     step: StepConfig
     no_send: bool
     mirror: Mirror
+    # Faust topics and tables (typed Any: faust ships no type information we can check against)
+    ingress: Any
+    consent: Any
+    feedback: Any
+    erase: Any
+    decisions: Any
+    user_stream: Any
+    dlq: Any
+    actions: Any
+    lifecycle: Any
+    training: Any
+    models_topic: Any
+    identity: Any
+    """anonymous id -> linked user id (bytes)."""
+    profiles: Any
+    """canonical user -> Profile (orjson bytes)."""
+    clocks_table: JsonTable
+    """partition -> PartitionClock dict."""
+    due: JsonTable
+    """due bucket -> members (see models.due)."""
+    erased: Any
+    """erased_key(canonical) -> erase time (bytes): the hashed suppression list."""
+    sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+    """Waits until ``models`` holds every snapshot published so far; returns their headers."""
+    read_training: Callable[[int, int], Awaitable[list[tuple[int, bytes | None]]]]
+    """Reads the training samples at offsets [start, end) straight from the topic."""
+    policy_ready: asyncio.Event
+    """Set once the policy changes on ``nba.config`` that existed at start are applied: until
+    then the users agent waits, so that a restart never decides under a lifted kill switch."""
     learner: LearnerRules = field(default_factory=lambda: LearnerRules(Segmenter))
     models: Mapping[str, Any] = field(default_factory=dict)
     """The latest model snapshots by name (``segmentation``, ``churn``, ``value``, ``similarity``)."""
-    sync_models: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
-    """Waits until ``models`` holds every snapshot published so far; returns their headers."""
-    read_training: Callable[[int, int], Awaitable[list[tuple[int, bytes | None]]]] | None = None
-    """Reads the training samples at offsets [start, end) straight from the topic."""
-    # Faust objects (typed Any: faust ships no type information we can check against)
-    ingress: Any = None
-    consent: Any = None
-    feedback: Any = None
-    erase: Any = None
-    decisions: Any = None
-    user_stream: Any = None
-    dlq: Any = None
-    actions: Any = None
-    lifecycle: Any = None
-    training: Any = None
-    models_topic: Any = None
-    identity: Any = None
-    """anonymous id -> linked user id (bytes)."""
-    profiles: Any = None
-    """canonical user -> Profile (orjson bytes)."""
-    clocks_table: JsonTable | None = None
-    """partition -> PartitionClock dict."""
-    due: JsonTable | None = None
-    """due bucket -> members (see models.due)."""
-    erased: Any = None
-    """erased_key(canonical) -> erase time (bytes): the hashed suppression list."""
-    policy_ready: asyncio.Event | None = None
-    """Set once the policy changes on ``nba.config`` that existed at start are applied: until
-    then the users agent waits, so that a restart never decides under a lifted kill switch."""
     erase_salt: bytes = b""
     """Key of the suppression list's hash (``NBA_ERASE__SALT``)."""
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)

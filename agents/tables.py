@@ -73,19 +73,16 @@ class TableStore:
     def clock(self, partition: int) -> PartitionClock:
         clock = self.rt.clocks.get(partition)
         if clock is None:
-            assert self.rt.clocks_table is not None
             raw = self.rt.clocks_table.get(str(partition))
             clock = PartitionClock.from_dict(raw) if raw else PartitionClock()
             self.rt.clocks[partition] = clock
         return clock
 
     def put_clock(self, partition: int, clock: PartitionClock) -> None:
-        assert self.rt.clocks_table is not None
         self.rt.clocks[partition] = clock
         self.rt.clocks_table[str(partition)] = clock.to_dict()
 
     def due_entries(self) -> MutableMapping[str, list[str]]:
-        assert self.rt.due is not None
         return self.rt.due
 
     def is_erased(self, key: str) -> bool:

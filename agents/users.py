@@ -125,7 +125,7 @@ async def perform(rt: Runtime, effects: Iterable[Effect]) -> None:
 
 async def policy_known(rt: Runtime) -> None:
     """Wait until the contact policy in force is known (before anything can be decided)."""
-    if rt.policy_ready is not None and not rt.policy_ready.is_set():
+    if not rt.policy_ready.is_set():
         await rt.policy_ready.wait()
 
 

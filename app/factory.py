@@ -109,14 +109,38 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     models = setup(settings)
     store = ModelStore(names.models, client_kwargs(settings), prepare=models.serve)
     t = settings.time
+
+    def table(name: str) -> Any:
+        return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=bytes)
+
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,
         validation=validation_policy(settings),
         time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
         step=models.step,
         no_send=settings.worker.no_send,
-        erase_salt=models.erase_salt,
         mirror=mirror,
+        # Topics and tables, all in one place.
+        ingress=app.topic(*names.all_ingress, **raw),
+        consent=app.topic(names.consent, **raw),
+        feedback=app.topic(names.feedback, **raw),
+        erase=app.topic(names.erase, **raw),
+        user_stream=app.topic(names.user_stream, partitions=partitions, **raw),
+        dlq=app.topic(names.dlq, **raw),
+        actions=app.topic(names.actions, **raw),
+        decisions=app.topic(names.decisions, **raw),
+        lifecycle=app.topic(names.lifecycle, **raw),
+        training=app.topic(names.training, partitions=1, **raw),
+        models_topic=app.topic(names.models, partitions=1, **raw),
+        identity=table("identity"),
+        profiles=table("profiles"),
+        clocks_table=JsonTable(table("clocks")),
+        due=JsonTable(table("due")),
+        erased=table("erased"),
+        sync_models=store.sync,
+        read_training=functools.partial(read_range, names.training, 0, client_kwargs=client_kwargs(settings)),
+        policy_ready=asyncio.Event(),
+        erase_salt=models.erase_salt,
         catalog=catalog.items,
         learner=LearnerRules(
             segmenter=models.new_segmenter,
@@ -128,30 +152,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             snapshot_interval_s=seg.snapshot_interval_s,
         ),
         models=store.models,
-        sync_models=store.sync,
-        read_training=functools.partial(read_range, names.training, 0, client_kwargs=client_kwargs(settings)),
     )
-    # Topics and tables, all in one place.
-    rt.ingress = app.topic(*names.all_ingress, **raw)
-    rt.consent = app.topic(names.consent, **raw)
-    rt.feedback = app.topic(names.feedback, **raw)
-    rt.erase = app.topic(names.erase, **raw)
-    rt.user_stream = app.topic(names.user_stream, partitions=partitions, **raw)
-    rt.dlq = app.topic(names.dlq, **raw)
-    rt.actions = app.topic(names.actions, **raw)
-    rt.decisions = app.topic(names.decisions, **raw)
-    rt.lifecycle = app.topic(names.lifecycle, **raw)
-    rt.training = app.topic(names.training, partitions=1, **raw)
-    rt.models_topic = app.topic(names.models, partitions=1, **raw)
-
-    def table(name: str) -> Any:
-        return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=bytes)
-
-    rt.identity = table("identity")
-    rt.profiles = table("profiles")
-    rt.clocks_table = JsonTable(table("clocks"))
-    rt.due = JsonTable(table("due"))
-    rt.erased = table("erased")
 
     agents.register(app, rt)
 
@@ -175,7 +176,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         rt.step = step
 
     policy = PolicyFollower(settings, use_step, step_config)
-    rt.policy_ready = asyncio.Event()
     metrics.KILL_SWITCH.set(float(settings.contact.paused))
 
     @app.task

@@ -3,7 +3,9 @@ environment, and the step the worker uses changes with them."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -48,6 +50,10 @@ def test_an_invalid_change_changes_nothing() -> None:
     assert len(steps) == 1 and steps[-1].contact.paused and f.effective.contact.max_per_day == 2
 
 
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
 async def test_the_users_agent_waits_until_the_policy_in_force_is_known() -> None:
     import asyncio
 
@@ -58,6 +64,9 @@ async def test_the_users_agent_waits_until_the_policy_in_force_is_known() -> Non
     from app.redis_mirror import RedisMirror
     from schemas.validate import ValidationPolicy
 
+    given = {"prefix", "validation", "time", "step", "no_send", "mirror", "policy_ready"}
+    # topics, tables and readers are never touched before the policy is known
+    untouched = {f.name for f in dataclasses.fields(Runtime) if f.name not in given and _required(f)}
     rt = Runtime(
         prefix="",
         validation=ValidationPolicy(channels=frozenset({"app"})),
@@ -65,8 +74,9 @@ async def test_the_users_agent_waits_until_the_policy_in_force_is_known() -> Non
         step=StepConfig(),
         no_send=True,
         mirror=RedisMirror(None, ""),  # type: ignore[arg-type]  # never touched here
+        policy_ready=asyncio.Event(),
+        **dict.fromkeys(untouched),
     )
-    rt.policy_ready = asyncio.Event()
     task = asyncio.create_task(users.handle(rt, 0, {"kind": "unknown"}))
     await asyncio.sleep(0.05)
     assert not task.done()  # waiting: the policy on nba.config is not read yet
