@@ -39,7 +39,19 @@ from river import base, compose, drift, linear_model, optim, preprocessing
 from models import decay
 from models.features import FEATURES, describe_direction, profile_features
 from models.metrics import roc_auc
-from models.profile import MAX_PENDING, Profile
+from models.profile import (
+    MAX_PENDING,
+    PENDING,
+    RETAINED,
+    SENT,
+    SNAP_LABEL,
+    SNAP_SCORE,
+    SNAP_SPEND,
+    SNAP_T,
+    SNAP_VALUE,
+    SNAP_X,
+    Profile,
+)
 from schemas.vocabulary import DAY
 
 CHURN_FEATURES: tuple[str, ...] = (
@@ -99,12 +111,8 @@ def churn_features(profile: Profile, now: float) -> dict[str, float]:
 
 
 # -- pending snapshots ------------------------------------------------------------------------
-# A snapshot is a flat list, so that thousands of them serialise and sit in memory small:
-# [t, churn score at t, value estimate at t, spend since t, churn label, x], where the churn
-# label is PENDING, RETAINED (activity came; sent to training at t + H) or SENT, and x is the
-# features in CHURN_FEATURES order as base64 of float32 (about 170 characters).
-T, SCORE, VALUE, SPEND, LABEL, XS = range(6)
-PENDING, RETAINED, SENT = -1, 0, 2
+# A snapshot's layout (SNAP_* slots, PENDING/RETAINED/SENT labels) is defined with the profile
+# that stores it, in models.profile.
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +148,9 @@ def snapshot(
 ) -> bool:
     """Keep ``x`` (taken at ``t``) pending, if the sampling policy allows; ``True`` if kept."""
     pending = profile.pending
-    if pending and t - pending[-1][T] < rules.sample_every_s:
+    if pending and t - pending[-1][SNAP_T] < rules.sample_every_s:
         return False
-    if pending and t < pending[-1][T]:
+    if pending and t < pending[-1][SNAP_T]:
         return False  # snapshots are kept in time order; an out-of-order score is not sampled
     packed = base64.b64encode(array.array("f", [x[f] for f in CHURN_FEATURES]).tobytes()).decode()
     pending.append([t, round(score, 5), round(value, 3), 0.0, PENDING, packed])
@@ -152,17 +160,17 @@ def snapshot(
 
 
 def _x(snap: list[Any]) -> dict[str, float]:
-    values = array.array("f", base64.b64decode(snap[XS]))
+    values = array.array("f", base64.b64decode(snap[SNAP_X]))
     return dict(zip(CHURN_FEATURES, values.tolist(), strict=True))
 
 
 def on_activity(profile: Profile, ts: float, spend: float, rules: LabelRules) -> None:
     """An event at ``ts`` was applied: label the snapshots it retains, add its spend to theirs."""
     for snap in profile.pending:
-        if snap[T] < ts <= snap[T] + rules.value_horizon_s:
-            snap[SPEND] += spend
-        if snap[LABEL] == PENDING and snap[T] < ts <= snap[T] + rules.horizon_s:
-            snap[LABEL] = RETAINED
+        if snap[SNAP_T] < ts <= snap[SNAP_T] + rules.value_horizon_s:
+            snap[SNAP_SPEND] += spend
+        if snap[SNAP_LABEL] == PENDING and snap[SNAP_T] < ts <= snap[SNAP_T] + rules.horizon_s:
+            snap[SNAP_LABEL] = RETAINED
 
 
 def on_watermark(profile: Profile, watermark: float, rules: LabelRules) -> list[Labelled]:
@@ -175,12 +183,16 @@ def on_watermark(profile: Profile, watermark: float, rules: LabelRules) -> list[
     out = []
     keep = []
     for snap in profile.pending:
-        if snap[LABEL] != SENT and snap[T] + rules.horizon_s < watermark:
-            y = 0.0 if snap[LABEL] == RETAINED else 1.0
-            snap[LABEL] = SENT
-            out.append(Labelled("churn", profile.canonical, snap[T], _x(snap), y, snap[SCORE]))
-        if snap[T] + rules.value_horizon_s < watermark:
-            out.append(Labelled("value", profile.canonical, snap[T], _x(snap), snap[SPEND], snap[VALUE]))
+        if snap[SNAP_LABEL] != SENT and snap[SNAP_T] + rules.horizon_s < watermark:
+            y = 0.0 if snap[SNAP_LABEL] == RETAINED else 1.0
+            snap[SNAP_LABEL] = SENT
+            out.append(Labelled("churn", profile.canonical, snap[SNAP_T], _x(snap), y, snap[SNAP_SCORE]))
+        if snap[SNAP_T] + rules.value_horizon_s < watermark:
+            out.append(
+                Labelled(
+                    "value", profile.canonical, snap[SNAP_T], _x(snap), snap[SNAP_SPEND], snap[SNAP_VALUE]
+                )
+            )
         else:
             keep.append(snap)
     profile.pending = keep
@@ -191,7 +203,8 @@ def next_label_time(profile: Profile, rules: LabelRules) -> float | None:
     """The first event time at which the watermark labels a pending snapshot (one second past
     its horizon: the horizon itself is inside the window)."""
     times = [
-        s[T] + (rules.horizon_s if s[LABEL] == PENDING else rules.value_horizon_s) for s in profile.pending
+        s[SNAP_T] + (rules.horizon_s if s[SNAP_LABEL] == PENDING else rules.value_horizon_s)
+        for s in profile.pending
     ]
     return min(times) + 1.0 if times else None
 

@@ -87,6 +87,15 @@ class OpenExposure(NamedTuple):
     """1 once the message was opened or clicked."""
 
 
+# A pending churn/value snapshot (:mod:`models.churn`) is a flat list, so that thousands of them
+# serialise and sit in memory small: [t, churn score at t, value estimate at t, spend since t,
+# churn label, x], where the churn label is PENDING, RETAINED (activity came; sent to training at
+# t + H) or SENT, and x is the features in CHURN_FEATURES order as base64 of float32 (about 170
+# characters). Code reads and updates its slots by these names, never by number.
+SNAP_T, SNAP_SCORE, SNAP_VALUE, SNAP_SPEND, SNAP_LABEL, SNAP_X = range(6)
+PENDING, RETAINED, SENT = -1, 0, 2
+
+
 @dataclass(slots=True)
 class Profile:
     """Live state of one canonical user (see module docstring for the bounds).
@@ -517,7 +526,7 @@ def merge_into(target: Profile, source: Profile) -> bool:
             source.engaged_at if target.engaged_at is None else min(target.engaged_at, source.engaged_at)
         )
     # the anonymous id's pending snapshots go on being labelled by the user's activity
-    target.pending = sorted(target.pending + [list(s) for s in source.pending], key=lambda s: s[0])
+    target.pending = sorted(target.pending + [list(s) for s in source.pending], key=lambda s: s[SNAP_T])
     del target.pending[:-MAX_PENDING]
     exposures = [OpenExposure(*s) for s in target.exposures + source.exposures]
     target.exposures = [list(s) for s in sorted(exposures, key=lambda s: s.at)]

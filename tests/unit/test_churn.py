@@ -23,7 +23,7 @@ from models.churn import (
 from models.due import DueIndex
 from models.facts import EventFacts
 from models.metrics import roc_auc
-from models.profile import Profile, merge_into
+from models.profile import SNAP_T, Profile, merge_into
 from models.user_step import Scorers, StepConfig, on_due, on_event
 
 DAY = 86_400.0
@@ -93,7 +93,7 @@ def test_sampling_policy_bounds_the_pending_snapshots() -> None:
     p = Profile("u:1")
     kept = [snapshot(p, i * DAY, X, 0.1, 0.0, RULES) for i in range(100)]
     assert kept[:4] == [True, False, False, True]  # one per sample_every_s (3 days)
-    assert len(p.pending) == RULES.max_pending and p.pending[-1][0] == 99 * DAY
+    assert len(p.pending) == RULES.max_pending and p.pending[-1][SNAP_T] == 99 * DAY
 
 
 def test_a_silent_user_is_scored_every_day_until_the_active_window_ends() -> None:
