@@ -192,6 +192,7 @@ def _mapping(
     amount_col: str | None,
     value_col: str | None,
     purchase_min_value: float | None,
+    time_offset: str,
 ) -> object:
     from lab.logs import Mapping
 
@@ -210,6 +211,7 @@ def _mapping(
             amount=amount_col,
             value=value_col,
             purchase_min_value=purchase_min_value,
+            time_offset_s=time_offset,
         )
     return None
 
@@ -230,6 +232,12 @@ _MAPPING_OPTIONS = [
     click.option("--amount-col", help="Amount paid (purchases), in the base currency."),
     click.option("--value-col", help="A value column such as a rating, read by --purchase-min-value."),
     click.option("--purchase-min-value", type=float, help="Rows whose value is at least this are purchases."),
+    click.option(
+        "--time-offset",
+        default="0",
+        show_default=True,
+        help="Seconds added to every row's time, or 'auto' (whole weeks into 2000..2100, for older logs).",
+    ),
 ]
 
 
@@ -351,6 +359,7 @@ def evaluate(
         truth_path=truth,
         policy=_policy(settings),
         cfg=EvalConfig(horizon_s=horizon_days * 86_400, partitions=settings.kafka.partitions),
+        progress=True,
     )
     if decisions is not None:
         if outcomes is None:

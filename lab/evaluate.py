@@ -39,9 +39,10 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, ValidationError
+from tqdm import tqdm
 
 from lab.churn_eval import ChurnRecorder
-from lab.logs import Mapping, ReadStats, read_ordered
+from lab.logs import Mapping, ReadStats, Rejections, read_ordered
 from lab.similarity_eval import SimilarityRecorder
 from models import checkpoint
 from models import features as feats
@@ -134,6 +135,8 @@ class Evaluation:
         self.profiles: dict[str, Profile] = self.store.live
         """The live profiles (the store's own dictionary)."""
         self.counts: Counter[str] = Counter()
+        self.rejections = Rejections()
+        """Records the validators refused (the reader's own rejections are in its ReadStats)."""
         self.churn = setup.new_churn()
         self.value = setup.new_value()
         self.churn_scorer: ChurnModel | None = None
@@ -194,7 +197,7 @@ class Evaluation:
             check_key=True,
         )
         if not isinstance(result, Accepted):
-            self.counts[f"rejected:{result.reason.value}"] += 1
+            self.rejections.add(result.reason.value, f"{topic}: {result.detail}")
             return
         event = result.event
         facts = EventFacts.from_event(event, result.spend)
@@ -251,8 +254,8 @@ class Evaluation:
         profiles merged into it and their identity links go, and their later events are dropped)."""
         try:
             msg: UserMsg = to_msg(contract.model_validate(value))
-        except ValidationError:
-            self.counts[f"rejected:{what}"] += 1
+        except ValidationError as exc:
+            self.rejections.add(what, f"{what}: {exc.errors()[0]['msg'] if exc.errors() else exc}")
             return
         if what == "erase":
             self.counts["erased_users"] += 1
@@ -268,8 +271,8 @@ class Evaluation:
     def _catalog(self, value: dict[str, Any]) -> None:
         try:
             item = CatalogItem.model_validate(value)
-        except ValueError:
-            self.counts["rejected:catalog"] += 1
+        except ValueError as exc:
+            self.rejections.add("catalog", f"catalog.items: {exc}")
             return
         self.catalog[item.item_id] = CatalogEntry.from_item(item)
 
@@ -354,6 +357,9 @@ class Evaluation:
     # -- the report ------------------------------------------------------------------------
     def report(self, seconds: float, stats: ReadStats) -> dict[str, Any]:
         events = self.counts["applied"] + self.counts["duplicate"] + self.counts["late"]
+        rejected = Rejections()
+        rejected.merge(stats.rejected)
+        rejected.merge(self.rejections)
         out: dict[str, Any] = {
             "data.records": stats.records,
             "data.events": self.counts["applied"],
@@ -365,8 +371,10 @@ class Evaluation:
             "data.late": self.counts["late"],
             "data.erased_users": self.counts["erased_users"],
             "data.erased_events": self.counts["erased"],
-            "data.rejected": sum(v for k, v in self.counts.items() if k.startswith("rejected:"))
-            + sum(stats.rejected.values()),
+            "data.rejected": rejected.total(),
+            "data.rejected_by_reason": dict(rejected.most_common()),
+            "data.rejected_examples": rejected.examples,
+            "data.time_offset_s": stats.time_offset_s,
             "evaluate.events_per_s": round(events / seconds) if seconds else None,
             "evaluate.profile_updates_per_s": round(events / self.profile_seconds)
             if self.profile_seconds
@@ -518,7 +526,10 @@ def evaluate(
     truth_path: Path | None = None,
     cfg: EvalConfig | None = None,
     policy: ValidationPolicy | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
+    """Feed every record of ``path`` to an :class:`Evaluation`, in event-time order, and report;
+    with ``progress``, a progress line on stderr (records read, records per second)."""
     cfg = cfg or EvalConfig()
     policy = policy or ValidationPolicy(channels=frozenset(CHANNELS))
     truth_path = truth_path or path.with_name(path.name + ".truth.json")
@@ -526,8 +537,11 @@ def evaluate(
     ev = Evaluation(cfg, policy, truth, setup)
     stats = ReadStats()
     started = time.perf_counter()
-    for rec in read_ordered(path, mapping, max_rows_in_memory=cfg.max_rows_in_memory, stats=stats):
-        ev.feed(rec.topic, rec.key, rec.value)
+    records = read_ordered(path, mapping, max_rows_in_memory=cfg.max_rows_in_memory, stats=stats)
+    with tqdm(unit="rec", desc="evaluate", disable=not progress, mininterval=1.0, dynamic_ncols=True) as bar:
+        for rec in records:
+            ev.feed(rec.topic, rec.key, rec.value)
+            bar.update(1)
     report = ev.report(time.perf_counter() - started, stats)
     report["input"] = str(path)
     report["truth"] = str(truth_path) if truth is not None else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import heapq
+import math
 import os
 import tempfile
 from collections import Counter
@@ -33,6 +34,8 @@ import orjson
 import yaml
 
 from schemas.errors import ConfigError
+from schemas.events import MAX_YEAR, MIN_YEAR
+from schemas.vocabulary import DAY
 
 BEFORE_ALL = -1e18
 """Time of records without one (the catalog): before every event. Finite, because JSON (and so a
@@ -82,6 +85,10 @@ class Mapping:
     default_currency: str = "CNY"
     time_unit: str = "iso"
     """iso, s or ms."""
+    time_offset_s: float | str = 0.0
+    """Seconds added to every row's time, or ``auto``: the smallest whole number of weeks that
+    brings the log's first time into the contract's years (2000..2100), so that weekdays and
+    hours of day are kept. A log from before 2000 needs it (its rows are rejected otherwise)."""
 
     @classmethod
     def from_yaml(cls, path: Path) -> Mapping:
@@ -92,13 +99,39 @@ class Mapping:
             raise ConfigError(f"{path}: invalid column mapping: {exc}") from exc
 
 
+EXAMPLES_PER_REASON = 3
+
+
+class Rejections(Counter[str]):
+    """Rejected rows counted by reason, with the first few examples of each (what a reader needs
+    to fix the input: the row or record and why)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, reason: str, example: str) -> None:
+        self[reason] += 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(example[:300])
+
+    def merge(self, other: Rejections) -> None:
+        self.update(other)
+        for reason, examples in other.examples.items():
+            kept = self.examples.setdefault(reason, [])
+            kept += examples[: EXAMPLES_PER_REASON - len(kept)]
+
+
 @dataclass
 class ReadStats:
     rows: int = 0
     records: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Rejections = field(default_factory=Rejections)
     sorted_input: bool = True
     spilled_runs: int = 0
+    time_offset_s: float = 0.0
+    """The offset added to every mapped row's time (``Mapping.time_offset_s``, resolved)."""
 
 
 def _ts(value: Any, unit: str) -> float:
@@ -112,6 +145,13 @@ def _ts(value: Any, unit: str) -> float:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso_or_seconds(ts: float) -> str:
+    try:
+        return _iso(ts)
+    except (ValueError, OverflowError, OSError):  # beyond datetime's years
+        return f"{ts:.0f} s after 1970"
 
 
 def _event_record(value: dict[str, Any]) -> Record:
@@ -139,8 +179,8 @@ def _rows_jsonl(path: Path, stats: ReadStats) -> Iterator[Record]:
                     yield Record(_record_ts(d["topic"], d["value"]), d["topic"], d.get("key"), d["value"])
                 else:
                     yield _event_record(d)
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-                stats.rejected["unreadable_line"] += 1
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+                stats.rejected.add("unreadable_line", f"line {stats.rows}: {type(exc).__name__}: {exc}")
 
 
 def _table_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -155,17 +195,51 @@ def _table_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 class RowError(ValueError):
-    """A row that cannot become an event; ``reason`` is machine-readable."""
+    """A row that cannot become an event; ``reason`` is machine-readable, ``detail`` says why."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.detail = detail or reason
 
 
-def _mapped_record(row: dict[str, Any], m: Mapping, n: int) -> Record:
+_FIRST_TS = datetime(MIN_YEAR, 1, 1, tzinfo=UTC).timestamp()
+_END_TS = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+_WEEK = 7 * DAY
+
+
+def offset_into_contract(first_ts: float) -> float:
+    """The smallest whole number of weeks (seconds) that moves ``first_ts`` to 2000-01-01 or later.
+
+    >>> offset_into_contract(datetime(1997, 9, 20, tzinfo=UTC).timestamp()) / 86400
+    833.0
+    >>> offset_into_contract(datetime(2010, 1, 1, tzinfo=UTC).timestamp())
+    0.0
+    """
+    return math.ceil((_FIRST_TS - first_ts) / _WEEK) * _WEEK if first_ts < _FIRST_TS else 0.0
+
+
+def _time_offset(path: Path, m: Mapping) -> float:
+    if m.time_offset_s != "auto":
+        try:
+            return float(m.time_offset_s)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"time_offset_s: a number of seconds or 'auto', not {m.time_offset_s!r}"
+            ) from exc
+    first = math.inf
+    for row in _table_rows(path):
+        try:
+            first = min(first, _ts(row[m.time], m.time_unit))
+        except (KeyError, ValueError, TypeError, OverflowError):
+            continue
+    return offset_into_contract(first) if first < math.inf else 0.0
+
+
+def _mapped_record(row: dict[str, Any], m: Mapping, n: int, offset: float = 0.0) -> Record:
     user = row.get(m.user)
     if user in (None, ""):
-        raise RowError("missing_user")
+        raise RowError("missing_user", f"no value in the user column {m.user!r}")
     raw_type = row.get(m.type) if m.type else None
     etype = m.type_map.get(str(raw_type), None) if m.type else m.default_type
     if m.purchase_min_value is not None and m.value is not None:
@@ -174,13 +248,20 @@ def _mapped_record(row: dict[str, Any], m: Mapping, n: int) -> Record:
             if raw_value not in (None, "") and float(raw_value) >= m.purchase_min_value:
                 etype = "purchase"
         except ValueError as exc:
-            raise RowError("bad_value") from exc
+            raise RowError("bad_value", f"{m.value}={raw_value!r} is not a number") from exc
     if etype is None:
-        raise RowError("unmapped_type")
+        raise RowError("unmapped_type", f"{m.type}={raw_type!r} is not in the type map")
     try:
-        ts = _ts(row[m.time], m.time_unit)
+        ts = _ts(row[m.time], m.time_unit) + offset
     except (KeyError, ValueError, TypeError, OverflowError) as exc:
-        raise RowError("bad_time") from exc
+        raise RowError("bad_time", f"{m.time}={row.get(m.time)!r}: {exc}") from exc
+    if not _FIRST_TS <= ts < _END_TS:
+        raise RowError(
+            "time_outside_contract",
+            f"{m.time}={row.get(m.time)!r} is {_iso_or_seconds(ts)}; events must fall in "
+            f"{MIN_YEAR}..{MAX_YEAR}: shift the log with time_offset_s (mapping) or --time-offset "
+            "(seconds, or auto)",
+        )
     item = row.get(m.item)
     channel = str(row.get(m.channel) or m.default_channel) if m.channel else m.default_channel
     value: dict[str, Any] = {
@@ -202,14 +283,15 @@ def _mapped_record(row: dict[str, Any], m: Mapping, n: int) -> Record:
 
 
 def _rows_mapped(path: Path, m: Mapping, stats: ReadStats) -> Iterator[Record]:
+    stats.time_offset_s = offset = _time_offset(path, m)
     for n, row in enumerate(_table_rows(path)):
         stats.rows += 1
         try:
-            yield _mapped_record(row, m, n)
+            yield _mapped_record(row, m, n, offset)
         except RowError as exc:
-            stats.rejected[exc.reason] += 1
-        except (KeyError, ValueError, TypeError):
-            stats.rejected["bad_row"] += 1
+            stats.rejected.add(exc.reason, f"row {n + 1}: {exc.detail}")
+        except (KeyError, ValueError, TypeError) as exc:
+            stats.rejected.add("bad_row", f"row {n + 1}: {type(exc).__name__}: {exc}")
 
 
 def read_unordered(path: Path, mapping: Mapping | None, stats: ReadStats) -> Iterator[Record]:

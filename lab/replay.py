@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from lab.logs import BEFORE_ALL, Mapping, ReadStats, read_ordered
+from lab.logs import BEFORE_ALL, Mapping, ReadStats, Rejections, read_ordered
 from schemas.validate import Rejected, ValidationPolicy, parse_ingress_topic, validate
 
 
@@ -26,16 +25,19 @@ from schemas.validate import Rejected, ValidationPolicy, parse_ingress_topic, va
 class ReplaySummary:
     rows_read: int = 0
     produced: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Rejections = field(default_factory=Rejections)
     seconds: float = 0.0
     sorted_input: bool = True
     spilled_runs: int = 0
+    time_offset_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows_read": self.rows_read,
             "produced": self.produced,
             "rejected": dict(self.rejected),
+            "rejected_examples": self.rejected.examples,
+            "time_offset_s": self.time_offset_s,
             "seconds": round(self.seconds, 2),
             "records_per_s": round(self.produced / self.seconds) if self.seconds else None,
             "sorted_input": self.sorted_input,
@@ -71,7 +73,7 @@ async def replay(
                     raw, topic_channel=parsed[0], topic_type=parsed[1], policy=policy, key=key, check_key=True
                 )
                 if isinstance(result, Rejected):
-                    summary.rejected[result.reason.value] += 1
+                    summary.rejected.add(result.reason.value, f"{rec.topic}: {result.detail}")
                     continue
             if speed and rec.ts != BEFORE_ALL:
                 first_ts = rec.ts if first_ts is None else first_ts
@@ -95,7 +97,8 @@ async def replay(
         if sink is not None:
             sink.close()
     summary.rows_read = stats.rows
-    summary.rejected.update(stats.rejected)
+    summary.rejected.merge(stats.rejected)
+    summary.time_offset_s = stats.time_offset_s
     summary.sorted_input = stats.sorted_input
     summary.spilled_runs = stats.spilled_runs
     summary.seconds = time.perf_counter() - started

@@ -101,9 +101,9 @@ def _evaluate(settings: Settings, records: list[Record]) -> tuple[Evaluation, li
     paced = []
     consumed = 0
     for rec in records:
-        rejected = sum(v for k, v in ev.counts.items() if k.startswith("rejected:"))
+        rejected = ev.rejections.total()
         ev.feed(rec.topic, rec.key, rec.value)
-        if sum(v for k, v in ev.counts.items() if k.startswith("rejected:")) > rejected:
+        if ev.rejections.total() > rejected:
             continue  # the worker would dead-letter it: not part of the comparison
         if rec.topic != "catalog.items":
             consumed += rec.topic.startswith("events.")

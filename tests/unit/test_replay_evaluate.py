@@ -7,6 +7,7 @@ import csv
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -278,3 +279,42 @@ def test_a_log_of_purchases_without_views_is_scored_from_the_purchases(tmp_path:
     # half the purchases are a user's first (nothing to go on); the second ones are all found
     assert report["similarity.purchases_scored"] == 600
     assert report["similarity.hr10"] >= 0.49 > 2 * report["similarity.hr10_popularity"]
+
+
+def test_a_log_from_before_2000_is_rejected_with_its_reason_and_read_with_an_offset(tmp_path: Path) -> None:
+    """A 1997 ratings log: without an offset every row is refused, counted by reason with
+    examples that say how to read it; with ``time_offset_s: auto`` it is shifted by whole weeks
+    (weekday and hour kept) to start in 2000 and evaluated."""
+    src = tmp_path / "ratings.csv"
+    t0 = 874_724_710  # 1997-09-20T03:05:10Z, a Saturday
+    rows = ["user,item,time,rating"] + [
+        f"u{u % 40},i{u % 25},{t0 + u * 3 * 3600},{1 + u % 5}" for u in range(400)
+    ]
+    src.write_text("\n".join(rows) + "\n")
+    m = Mapping(user="user", item="item", time="time", time_unit="s", default_type="view", value="rating")
+    m = replace(m, purchase_min_value=4)
+    refused = evaluate(src, setup(Settings()), mapping=m, policy=POLICY)
+    assert refused["data.events"] == 0 and refused["data.rejected"] == 400
+    assert refused["data.rejected_by_reason"] == {"time_outside_contract": 400}
+    examples = refused["data.rejected_examples"]["time_outside_contract"]
+    assert len(examples) == 3 and examples[0].startswith("row 1: time='874724710' is 1997-09-20T03:05:10Z")
+    assert "time_offset_s" in examples[0] and "--time-offset" in examples[0]
+
+    report = evaluate(src, setup(Settings()), mapping=replace(m, time_offset_s="auto"), policy=POLICY)
+    assert report["data.events"] == 400 and report["data.rejected"] == 0
+    offset = report["data.time_offset_s"]
+    assert offset % (7 * 86_400) == 0
+    first = datetime.fromtimestamp(t0 + offset, UTC)
+    assert (first.year, first.month, first.weekday(), first.hour) == (2000, 1, 5, 3)  # a Saturday, 03:05
+    records = list(read_ordered(src, replace(m, time_offset_s=offset)))
+    assert records[0].value["occurred_at"] == first.isoformat().replace("+00:00", "Z")
+
+
+def test_rejections_by_the_validator_carry_the_validator_s_reason(tmp_path: Path) -> None:
+    src = tmp_path / "log.csv"
+    src.write_text("uid,iid,ts,event\nalice,c1,2026-01-01T10:00:00Z,pv\ncarol,,2026-01-01T11:00:00Z,pv\n")
+    m = Mapping(user="uid", item="iid", time="ts", type="event", type_map={"pv": "view"})
+    report = evaluate(src, setup(Settings()), mapping=m, policy=POLICY)
+    assert report["data.rejected_by_reason"] == {"schema_violation": 1}
+    (example,) = report["data.rejected_examples"]["schema_violation"]
+    assert example.startswith("events.web.view: ") and "item_id" in example
