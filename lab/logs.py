@@ -19,6 +19,7 @@ spilled to temporary files, then merged lazily, so memory stays bounded whatever
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
 import math
 import os
@@ -325,6 +326,8 @@ def read_ordered(
 ) -> Iterator[Record]:
     """Every record of ``path`` in event-time order (stable for equal times)."""
     stats = stats if stats is not None else ReadStats()
+    if mapping is not None and mapping.time_offset_s == "auto":  # one pass to resolve it, not one per read
+        mapping = dataclasses.replace(mapping, time_offset_s=_time_offset(path, mapping))
     probe = ReadStats()
     last = float("-inf")
     for rec in read_unordered(path, mapping, probe):
