@@ -13,6 +13,7 @@ What it promises:
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Mapping, Sequence
@@ -77,6 +78,33 @@ class Trending:
         self._w = weights or InteractionWeights()
         self._inflation = Inflation(half_life_days * DAY)
         self.scores: dict[str, dict[str, float]] = {}
+        self._tops: dict[str, list[tuple[float, str]]] = {}
+
+    TOP = 100
+    """Best items kept ranked per key, ascending by ``(score, item)``. Scores only grow between
+    rescales (which keep their order), so an item can only enter the list when it is learned:
+    the list stays exact, and a read of up to ``TOP`` items costs no scan of all items."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_tops" not in state:  # a snapshot from before the ranked lists: build them once
+            self._tops = {key: self._ranked_row(row) for key, row in self.scores.items()}
+
+    def _ranked_row(self, row: Mapping[str, float]) -> list[tuple[float, str]]:
+        return sorted(heapq.nlargest(self.TOP, ((s, i) for i, s in row.items())))
+
+    def _keep_ranked(self, key: str, item: str, before: float, after: float) -> None:
+        top = self._tops.setdefault(key, [])
+        if before:
+            at = bisect.bisect_left(top, (before, item))
+            if at < len(top) and top[at] == (before, item):
+                del top[at]
+        entry = (after, item)
+        if len(top) < self.TOP:
+            bisect.insort(top, entry)
+        elif entry > top[0]:
+            bisect.insort(top, entry)
+            del top[0]
 
     def learn_one(self, x: Mapping[str, Any]) -> None:
         """Learn one interaction ``{"item", "kind", "ts", "progress"?, "segment"?, "channel"?}``."""
@@ -92,30 +120,65 @@ class Trending:
         item = str(x["item"])
         for key in keys:
             row = self.scores.setdefault(key, {})
-            row[item] = row.get(item, 0.0) + inflated
+            before = row.get(item, 0.0)
+            row[item] = after = before + inflated
+            self._keep_ranked(key, item, before, after)
 
     def _rescale(self, by: float) -> None:
         self.scores = {k: {i: s / by for i, s in v.items()} for k, v in self.scores.items()}
+        self._tops = {k: sorted((self.scores[k][i], i) for _, i in top) for k, top in self._tops.items()}
 
     def ranked(
         self, k: int, segment: int | None = None, channel: str | None = None
     ) -> list[tuple[str, float]]:
         """The ``k`` best ``(item, share of the best score)``: the segment's, else the channel's,
         else overall (the first of those with any data)."""
+        found = self._row(segment, channel)
+        if found is None:
+            return []
+        best = self._best(*found, k, frozenset())
+        top = best[0][1]
+        return [(i, s / top) for i, s in best]
+
+    def _row(self, segment: int | None, channel: str | None) -> tuple[str, dict[str, float]] | None:
+        """The segment's scores, else the channel's, else overall: the first with any data."""
         for key in (
             f"s:{segment}" if segment is not None else None,
             f"c:{channel}" if channel else None,
             "*",
         ):
             row = self.scores.get(key) if key else None
-            if row:
-                best = heapq.nlargest(k, row.items(), key=lambda t: (t[1], t[0]))
-                top = best[0][1]
-                return [(i, s / top) for i, s in best]
-        return []
+            if key and row:
+                return key, row
+        return None
 
-    def top(self, k: int, segment: int | None = None, channel: str | None = None) -> list[str]:
-        return [i for i, _ in self.ranked(k, segment, channel)]
+    def _best(
+        self, key: str, row: Mapping[str, float], k: int, exclude: set[str] | frozenset[str]
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best ``(item, score)`` of ``row`` not in ``exclude``: from the ranked list
+        when it holds them, else by a scan."""
+        ranked = self._tops.get(key, [])
+        out: list[tuple[str, float]] = []
+        for s, i in reversed(ranked):
+            if i not in exclude:
+                out.append((i, s))
+                if len(out) == k:
+                    return out
+        if len(ranked) == len(row):
+            return out  # the list is the whole row
+        scored = ((i, s) for i, s in row.items() if i not in exclude)
+        return heapq.nlargest(k, scored, key=lambda t: (t[1], t[0]))
+
+    def top(
+        self,
+        k: int,
+        segment: int | None = None,
+        channel: str | None = None,
+        exclude: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """The ``k`` best items not in ``exclude`` (for a segment, else a channel, else overall)."""
+        found = self._row(segment, channel)
+        return [i for i, _ in self._best(*found, k, exclude)] if found is not None else []
 
 
 def recommend(
@@ -348,6 +411,12 @@ class Recommender:
         their current versions: what a publisher of neighbour lists must rewrite."""
         return {i: v for i, v in self._cooc.row_updates.items() if versions.get(i) != v}
 
-    def top(self, k: int, segment: int | None = None, channel: str | None = None) -> list[str]:
-        """The trending items (for a segment, else a channel, else overall)."""
-        return self._trending.top(k, segment, channel)
+    def top(
+        self,
+        k: int,
+        segment: int | None = None,
+        channel: str | None = None,
+        exclude: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """The trending items not in ``exclude`` (for a segment, else a channel, else overall)."""
+        return self._trending.top(k, segment, channel, exclude)
