@@ -4,10 +4,11 @@ Written independently of :mod:`models.similarity` (no shared code beyond the int
 weights it is handed): at the start of each day of event time it builds the user-item matrix of
 every interaction before that day (binary, or the sum of interaction weights), computes the
 cosine similarity of every item pair with a shrinkage term, keeps each item's ``k`` nearest
-neighbours, and ranks items for a user by the summed similarity to the items in their history
-*up to the purchase* (so it sees the same day's events as the online model does), filling empty
-slots with the most bought items. Its neighbourhood size, shrinkage and weighting are chosen by
-hit rate on the first ``tune_days`` days; the reported figure is over the days after.
+neighbours, and ranks items for a user by the summed similarity to the user's last ``h`` items
+*up to the purchase* (ordered by their latest interaction; so it sees the same day's events as
+the online model does), filling empty slots with the most bought items. Its neighbourhood size,
+shrinkage, weighting and history length are chosen by hit rate on the first ``tune_days`` days,
+as a careful practitioner would tune a batch baseline; the reported figure is over the days after.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from schemas.vocabulary import DAY
 KS = (10, 20, 50, 100, 0)  # 0: every neighbour
 SHRINKS = (0.0, 10.0, 50.0, 200.0)
 SCHEMES = ("binary", "weighted")
+HISTORIES = (3, 5, 10, 0)  # the user's last h items; 0: all of them
+
+
+Matrix = tuple[str, float, int]
+"""(weighting, shrinkage, neighbours kept): one fitted similarity matrix."""
+Config = tuple[str, float, int, int]
+"""A matrix and the history length it ranks from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +57,10 @@ class ItemKNNReference:
         targets = sorted(targets, key=lambda t: t.ts)
         start = min(interactions[0][0] if interactions else targets[0].ts, targets[0].ts)
         day0 = np.floor(start / DAY) * DAY
-        configs = [(s, sh, k) for s in SCHEMES for sh in SHRINKS for k in KS]
-        tune_hits: dict[tuple[str, float, int], list[int]] = {c: [] for c in configs}
+        configs = [(s, sh, k, h) for s in SCHEMES for sh in SHRINKS for k in KS for h in HISTORIES]
+        tune_hits: dict[Config, list[int]] = {c: [] for c in configs}
         test_hits: list[int] = []
-        best: tuple[str, float, int] | None = None
+        best: Config | None = None
         items: dict[str, int] = {}
         history: dict[str, dict[int, float]] = {}
         bought_counts: Counter[int] = Counter()
@@ -70,24 +78,40 @@ class ItemKNNReference:
             else:
                 assert best is not None
                 wanted = [best]
-            fitted = self._fit(history, len(items), wanted)
+            matrices = sorted({c[:3] for c in wanted})
+            fitted = self._fit(history, len(items), matrices)
+            lengths = {
+                m: sorted({c[3] for c in wanted if c[:3] == m}, key=lambda h: h or 1 << 30) for m in matrices
+            }
             popular = [i for i, _ in bought_counts.most_common()]
             names = {v: k for k, v in items.items()}
             while t < len(targets) and targets[t].ts < day_start + DAY:
                 target = targets[t]
                 at = self._apply(interactions, at, target.ts, items, history, bought_counts)
-                for c in wanted:
-                    top = self._rank(
-                        history.get(target.user, {}), fitted[c], c[0], target.exclude, names, popular
+                for m in matrices:
+                    tops = self._rank(
+                        history.get(target.user, {}),
+                        fitted[m],
+                        m[0],
+                        target.exclude,
+                        names,
+                        popular,
+                        lengths[m],
                     )
-                    hit = int(target.item in top)
-                    (tune_hits[c] if tuning else test_hits).append(hit)
+                    for h, top in tops.items():
+                        hit = int(target.item in top)
+                        (tune_hits[(*m, h)] if tuning else test_hits).append(hit)
                 t += 1
         chosen = best or _best(configs, tune_hits)
         return {
             "hr10": round(float(np.mean(test_hits)), 4) if test_hits else None,
             "tuning": {
-                "chosen": {"weighting": chosen[0], "shrinkage": chosen[1], "k": chosen[2] or "all"},
+                "chosen": {
+                    "weighting": chosen[0],
+                    "shrinkage": chosen[1],
+                    "k": chosen[2] or "all",
+                    "history": chosen[3] or "all",
+                },
                 "hr10_tune": round(float(np.mean(tune_hits[chosen])), 4) if tune_hits[chosen] else None,
                 "configs": len(configs),
             },
@@ -102,21 +126,22 @@ class ItemKNNReference:
         history: dict[str, dict[int, float]],
         bought_counts: Counter[int],
     ) -> int:
-        """Add every interaction before ``until`` to the users' histories."""
+        """Add every interaction before ``until`` to the users' histories (each history ordered
+        by the items' latest interaction, oldest first)."""
         while at < len(interactions) and interactions[at][0] < until:
             _, user, item, kind, weight = interactions[at]
             col = items.setdefault(item, len(items))
             row = history.setdefault(user, {})
-            row[col] = row.get(col, 0.0) + weight
+            row[col] = row.pop(col, 0.0) + weight
             if kind == "purchase":
                 bought_counts[col] += 1
             at += 1
         return at
 
     def _fit(
-        self, history: dict[str, dict[int, float]], n_items: int, configs: list[tuple[str, float, int]]
-    ) -> dict[tuple[str, float, int], sparse.csr_matrix]:
-        out: dict[tuple[str, float, int], sparse.csr_matrix] = {}
+        self, history: dict[str, dict[int, float]], n_items: int, configs: list[Matrix]
+    ) -> dict[Matrix, sparse.csr_matrix]:
+        out: dict[Matrix, sparse.csr_matrix] = {}
         for scheme in {c[0] for c in configs}:
             rows, cols, vals = [], [], []
             for r, (_, h) in enumerate(history.items()):
@@ -144,14 +169,36 @@ class ItemKNNReference:
         exclude: frozenset[str],
         names: dict[int, str],
         popular: list[int],
-    ) -> set[str]:
+        lengths: list[int],
+    ) -> dict[int, set[str]]:
+        """The top items from the user's last ``h`` items, for each ``h`` in ``lengths`` (ascending,
+        0 last: the whole history), accumulated newest first in one pass."""
         n = sims.shape[0]
         scores = np.zeros(n)
-        for col, w in user_history.items():
+        out: dict[int, set[str]] = {}
+        for used, (col, w) in enumerate(reversed(user_history.items())):
+            while lengths[len(out)] and used == lengths[len(out)]:
+                out[lengths[len(out)]] = self._top(scores, exclude, names, popular)
+                if len(out) == len(lengths):
+                    return out
             if col < n:
                 start, end = sims.indptr[col], sims.indptr[col + 1]
                 scores[sims.indices[start:end]] += (1.0 if scheme == "binary" else w) * sims.data[start:end]
-        order = np.argsort(-scores, kind="stable")
+        top = self._top(scores, exclude, names, popular)
+        for h in lengths[len(out) :]:
+            out[h] = top
+        return out
+
+    def _top(
+        self, scores: np.ndarray, exclude: frozenset[str], names: dict[int, str], popular: list[int]
+    ) -> set[str]:
+        m = self.top_k + len(exclude)  # enough to fill the list past every excluded item
+        if m < len(scores):  # the same order as a full stable sort, over the items tied or above the m-th
+            cut = np.partition(scores, len(scores) - m)[len(scores) - m]
+            keep = np.flatnonzero(scores >= cut)
+            order = keep[np.argsort(-scores[keep], kind="stable")]
+        else:
+            order = np.argsort(-scores, kind="stable")
         top: list[str] = []
         for i in order:
             if scores[i] <= 0 or len(top) == self.top_k:
@@ -180,7 +227,5 @@ def _top_k_rows(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((vals, (rows, cols)), shape=matrix.shape)
 
 
-def _best(
-    configs: list[tuple[str, float, int]], hits: dict[tuple[str, float, int], list[int]]
-) -> tuple[str, float, int]:
+def _best(configs: list[Config], hits: dict[Config, list[int]]) -> Config:
     return max(configs, key=lambda c: float(np.mean(hits[c])) if hits[c] else 0.0)
