@@ -218,8 +218,9 @@ class CoOccurrence:
         cached = self._top.get(item)
         if cached is not None and cached[1] >= k and version - cached[0] < max(1, len(row) // 20):
             return cached[2][:k]
-        top = self._scan(item, row, max(k, 50))
-        self._top[item] = (version, max(k, 50), top)
+        width = max(k, 50, cached[1] if cached is not None else 0)  # as wide as any caller asked
+        top = self._scan(item, row, width)
+        self._top[item] = (version, width, top)
         return top[:k]
 
     def list_version(self, item: str) -> int:
@@ -370,11 +371,14 @@ class BlendedSimilarity:
         self.blend = blend or Blend()
         self.embedding = embedding
         self._top: dict[tuple[str, Blend], tuple[tuple[int, int, int], int, list[tuple[str, float]]]] = {}
+        self._width: dict[str, int] = {}
 
     def neighbours(self, item: str, k: int = 10, blend: Blend | None = None) -> list[tuple[str, float]]:
         """The ``k`` best blended neighbours (cached until a model's list for ``item`` changes)."""
         b = blend or self.blend
-        n = 4 * max(k, 10)
+        width = max(k, 10, self._width.get(item, 0))  # as wide as any caller asked: one list serves all
+        self._width[item] = width
+        n = 4 * width
         cooc = self.cooc.neighbours(item, n) if b.cooc else []
         if b.cooc and not cooc:  # no co-occurrence yet (a new item): its content alone
             b = replace(b, content=b.content or 1.0)
@@ -396,7 +400,7 @@ class BlendedSimilarity:
         for j, s in learned:
             scores[j] = scores.get(j, 0.0) + b.embedding * s
         top = heapq.nlargest(
-            max(k, 10), ((j, round(s, 12)) for j, s in scores.items()), key=lambda t: (t[1], t[0])
+            width, ((j, round(s, 12)) for j, s in scores.items()), key=lambda t: (t[1], t[0])
         )
-        self._top[(item, b)] = (stamp, max(k, 10), top)
+        self._top[(item, b)] = (stamp, width, top)
         return top[:k]
