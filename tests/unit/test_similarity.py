@@ -3,9 +3,11 @@ item-kNN reference of the evaluation (lab.itemknn_ref)."""
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,6 +182,25 @@ def test_the_item_knn_reference_recommends_what_was_bought_together() -> None:
     assert report["hr10"] == 1.0
 
 
+def test_the_item_knn_reference_tunes_how_much_of_the_history_it_ranks_from() -> None:
+    """The newest items point to what is bought next; more older items point elsewhere: only a
+    reference that tunes its history length finds it (a whole-history kNN ranks "s" first)."""
+    interactions = []
+    targets = []
+    old, new = [f"r{n}" for n in range(6)], ["p0", "p1", "p2"]
+    for u in range(40):  # day 0: two groups of items bought together
+        t, group = u * 600.0, ([*new, "q"] if u % 2 else [*old, "s"])
+        interactions.extend((t + n, f"u{u}", item, "purchase", 5.0) for n, item in enumerate(group))
+    for u in range(40, 60):  # days 1 (tuning) and 2: old interests first, then the new ones
+        t = DAY * (1 + (u >= 50)) + u * 600.0
+        history = [*old, *new]
+        interactions.extend((t + n, f"u{u}", item, "view", 1.0) for n, item in enumerate(history))
+        targets.append(Target(t + 100, f"u{u}", "q", frozenset()))
+    report = ItemKNNReference(top_k=1, tune_days=2).run(interactions, targets)
+    assert report["tuning"]["chosen"]["history"] == 3
+    assert report["hr10"] == 1.0
+
+
 def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> None:
     from app.model_store import ModelStore
     from app.rules import setup
@@ -231,3 +252,39 @@ def test_recency_weights_do_not_underflow_for_a_long_quiet_user() -> None:
     right_after = recommend(history, 10 * DAY, SIM, TRENDING, {"s0-p1", "i3"}, CATALOG, cfg)
     assert [(r.item_id, r.reason) for r in long_after] == [(r.item_id, r.reason) for r in right_after]
     assert any(r.reason.startswith("similar to") for r in long_after)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_trending_s_kept_ranking_equals_a_scan_of_every_item_through_rescales(seed: int) -> None:
+    rng = random.Random(seed)
+    t = Trending(half_life_days=0.05)  # a short half-life: the counters rescale many times
+    t.TOP = 15
+    items = [f"i{n}" for n in range(60)]
+    for n in range(3000):
+        t.learn_one(
+            {
+                "item": rng.choices(items, weights=[1 / (k + 1) for k in range(60)])[0],
+                "kind": rng.choice(["view", "purchase", "click"]),
+                "ts": n * 120.0,
+                "segment": rng.randrange(3),
+            }
+        )
+        if n % 97 == 96:
+            for seg in (None, 0, 1):
+                row = t.scores[f"s:{seg}" if seg is not None else "*"]
+                exclude = set(rng.sample(items, 8))
+                for k in (1, 10, 30):  # 30: past the kept list, read by a scan
+                    brute = heapq.nlargest(
+                        k, ((i, s) for i, s in row.items() if i not in exclude), key=lambda x: (x[1], x[0])
+                    )
+                    assert t.top(k, segment=seg, exclude=exclude) == [i for i, _ in brute]
+                    best = heapq.nlargest(k, row.items(), key=lambda x: (x[1], x[0]))
+                    assert t.ranked(k, segment=seg) == [(i, s / best[0][1]) for i, s in best]
+    assert t._inflation.base == 1.0 and t._inflation.t0 and t._inflation.t0 > 0  # it did rescale
+    restored = pickle.loads(pickle.dumps(t))
+    assert restored.top(10) == t.top(10)
+    state = dict(t.__dict__)
+    del state["_tops"]  # a snapshot from before the kept ranking
+    old = Trending.__new__(Trending)
+    old.__setstate__(state)
+    assert old.top(10) == t.top(10)
