@@ -119,8 +119,9 @@ def setup(settings: Settings) -> Setup:
         blend=Blend(cooc=1.0, content=s.content_weight, embedding=s.embedding_weight),
         rec=RecConfig(
             k=s.top_k,
-            history=s.fan_out,
+            history=min(s.history, s.fan_out),
             half_life_days=s.history_half_life_days,
+            neighbours=s.neighbours,
             popular=s.popular,
             max_per_series=s.max_per_series,
         ),

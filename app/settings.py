@@ -204,6 +204,15 @@ class SimilaritySettings(BaseModel):
     history_half_life_days: float = Field(
         60.0, gt=0, description="How fast a user's older items stop counting in recommendations."
     )
+    history: int = Field(
+        20,
+        ge=1,
+        description="How many of a user's most recent items recommendations start from (at most "
+        "fan_out are kept; nba evaluate reports the best on its tuning days as similarity.blend.history).",
+    )
+    neighbours: int = Field(
+        30, ge=1, description="Neighbours of each recent item that recommendations draw from."
+    )
     popular: float = Field(
         0.3, ge=0, description="Weight of segment favourites and trending items against personal ones."
     )

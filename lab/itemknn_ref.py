@@ -13,13 +13,15 @@ as a careful practitioner would tune a batch baseline; the reported figure is ov
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
+from lab.halving import Halving
 from schemas.vocabulary import DAY
 
 KS = (10, 20, 50, 100, 0)  # 0: every neighbour
@@ -32,6 +34,20 @@ Matrix = tuple[str, float, int]
 """(weighting, shrinkage, neighbours kept): one fitted similarity matrix."""
 Config = tuple[str, float, int, int]
 """A matrix and the history length it ranks from."""
+
+
+@dataclass(slots=True)
+class _Past:
+    """Every interaction applied so far: per user, items by latest interaction (oldest first),
+    and the user-item entries of the matrix (one per interaction: duplicates are summed)."""
+
+    items: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    history: dict[str, dict[int, float]] = field(default_factory=dict)
+    bought: Counter[int] = field(default_factory=Counter)
+    rows: array[int] = field(default_factory=lambda: array("q"))
+    cols: array[int] = field(default_factory=lambda: array("q"))
+    weights: array[float] = field(default_factory=lambda: array("d"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,51 +74,48 @@ class ItemKNNReference:
         start = min(interactions[0][0] if interactions else targets[0].ts, targets[0].ts)
         day0 = np.floor(start / DAY) * DAY
         configs = [(s, sh, k, h) for s in SCHEMES for sh in SHRINKS for k in KS for h in HISTORIES]
-        tune_hits: dict[Config, list[int]] = {c: [] for c in configs}
+        search: Halving[Config] = Halving(configs)
+        tuning_targets = 0
         test_hits: list[int] = []
         best: Config | None = None
-        items: dict[str, int] = {}
-        history: dict[str, dict[int, float]] = {}
-        bought_counts: Counter[int] = Counter()
-        at = 0  # interactions applied to ``history``
+        past = _Past()
+        at = 0  # interactions applied to ``past``
         t = 0
         while t < len(targets):
             day = int((targets[t].ts - day0) // DAY)
             day_start = day0 + day * DAY
-            at = self._apply(interactions, at, day_start, items, history, bought_counts)
+            at = self._apply(interactions, at, day_start, past)
             tuning = day < self.tune_days
             if not tuning and best is None:
-                best = _best(configs, tune_hits)
-            if tuning:
-                wanted = configs
-            else:
-                assert best is not None
-                wanted = [best]
-            matrices = sorted({c[:3] for c in wanted})
-            fitted = self._fit(history, len(items), matrices)
-            lengths = {
-                m: sorted({c[3] for c in wanted if c[:3] == m}, key=lambda h: h or 1 << 30) for m in matrices
-            }
-            popular = [i for i, _ in bought_counts.most_common()]
-            names = {v: k for k, v in items.items()}
+                best = search.best()
+            fitted = self._fit(past, sorted({c[:3] for c in self._wanted(search, best)}))
+            popular = [i for i, _ in past.bought.most_common()]
+            names = {v: k for k, v in past.items.items()}
             while t < len(targets) and targets[t].ts < day_start + DAY:
                 target = targets[t]
-                at = self._apply(interactions, at, target.ts, items, history, bought_counts)
-                for m in matrices:
+                at = self._apply(interactions, at, target.ts, past)
+                wanted = self._wanted(search, best)
+                hits: dict[Config, bool] = {}
+                for m in sorted({c[:3] for c in wanted}):
+                    lengths = sorted({c[3] for c in wanted if c[:3] == m}, key=lambda h: h or 1 << 30)
                     tops = self._rank(
-                        history.get(target.user, {}),
+                        past.history.get(target.user, {}),
                         fitted[m],
                         m[0],
                         target.exclude,
                         names,
                         popular,
-                        lengths[m],
+                        lengths,
                     )
                     for h, top in tops.items():
-                        hit = int(target.item in top)
-                        (tune_hits[(*m, h)] if tuning else test_hits).append(hit)
+                        hits[(*m, h)] = target.item in top
+                if tuning:
+                    search.add(hits)
+                    tuning_targets += 1
+                else:
+                    test_hits.extend(int(h) for h in hits.values())
                 t += 1
-        chosen = best or _best(configs, tune_hits)
+        chosen = best or search.best()
         return {
             "hr10": round(float(np.mean(test_hits)), 4) if test_hits else None,
             "tuning": {
@@ -112,44 +125,49 @@ class ItemKNNReference:
                     "k": chosen[2] or "all",
                     "history": chosen[3] or "all",
                 },
-                "hr10_tune": round(float(np.mean(tune_hits[chosen])), 4) if tune_hits[chosen] else None,
+                "hr10_tune": round(search.rate(chosen), 4) if search.scored(chosen) else None,
+                "purchases": tuning_targets,
                 "configs": len(configs),
+                "search": "successive halving (lab.halving): the better half stays after each rung",
             },
         }
 
     @staticmethod
+    def _wanted(search: Halving[Config], best: Config | None) -> list[Config]:
+        """What to score: the configurations still in the race, or the chosen one after tuning."""
+        return search.alive if best is None else [best]
+
+    @staticmethod
     def _apply(
-        interactions: list[tuple[float, str, str, str, float]],
-        at: int,
-        until: float,
-        items: dict[str, int],
-        history: dict[str, dict[int, float]],
-        bought_counts: Counter[int],
+        interactions: list[tuple[float, str, str, str, float]], at: int, until: float, past: _Past
     ) -> int:
-        """Add every interaction before ``until`` to the users' histories (each history ordered
-        by the items' latest interaction, oldest first)."""
+        """Add every interaction before ``until`` to ``past`` (each user's history ordered by
+        the items' latest interaction, oldest first)."""
         while at < len(interactions) and interactions[at][0] < until:
             _, user, item, kind, weight = interactions[at]
-            col = items.setdefault(item, len(items))
-            row = history.setdefault(user, {})
+            col = past.items.setdefault(item, len(past.items))
+            row = past.history.setdefault(user, {})
             row[col] = row.pop(col, 0.0) + weight
+            past.rows.append(past.users.setdefault(user, len(past.users)))
+            past.cols.append(col)
+            past.weights.append(weight)
             if kind == "purchase":
-                bought_counts[col] += 1
+                past.bought[col] += 1
             at += 1
         return at
 
-    def _fit(
-        self, history: dict[str, dict[int, float]], n_items: int, configs: list[Matrix]
-    ) -> dict[Matrix, sparse.csr_matrix]:
+    def _fit(self, past: _Past, configs: list[Matrix]) -> dict[Matrix, sparse.csr_matrix]:
         out: dict[Matrix, sparse.csr_matrix] = {}
+        n_items = len(past.items)
+        rows = np.frombuffer(past.rows, dtype=np.int64) if past.rows else np.zeros(0, np.int64)
+        cols = np.frombuffer(past.cols, dtype=np.int64) if past.cols else np.zeros(0, np.int64)
+        weights = np.frombuffer(past.weights, dtype=np.float64) if past.weights else np.zeros(0)
+        summed = sparse.csr_matrix((weights, (rows, cols)), shape=(len(past.users), n_items))
+        summed.sum_duplicates()
         for scheme in {c[0] for c in configs}:
-            rows, cols, vals = [], [], []
-            for r, (_, h) in enumerate(history.items()):
-                for col, w in h.items():
-                    rows.append(r)
-                    cols.append(col)
-                    vals.append(1.0 if scheme == "binary" else w)
-            matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(history), n_items))
+            matrix = summed if scheme == "weighted" else summed.copy()
+            if scheme == "binary":
+                matrix.data = np.ones_like(matrix.data)
             co = (matrix.T @ matrix).tocoo()
             norms = np.sqrt(np.maximum(co.diagonal() if n_items else np.zeros(0), 0.0))
             keep = co.row != co.col
@@ -157,8 +175,10 @@ class ItemKNNReference:
             for shrink in {c_[1] for c_ in configs if c_[0] == scheme}:
                 sims = v / (norms[r] * norms[c] + shrink + 1e-12)
                 full = sparse.csr_matrix((sims, (r, c)), shape=(n_items, n_items))
-                for k in {c_[2] for c_ in configs if c_[0] == scheme and c_[1] == shrink}:
-                    out[(scheme, shrink, k)] = _top_k_rows(full, k) if k else full
+                ks = {c_[2] for c_ in configs if c_[0] == scheme and c_[1] == shrink}
+                ranked = _RowRanks(full, max(ks)) if any(ks) else None
+                for k in ks:
+                    out[(scheme, shrink, k)] = ranked.top(k) if ranked is not None and k else full
         return out
 
     def _rank(
@@ -214,18 +234,40 @@ class ItemKNNReference:
         return set(top)
 
 
-def _top_k_rows(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
-    """Keep the ``k`` largest entries of each row."""
-    rows, cols, vals = [], [], []
-    for i in range(matrix.shape[0]):
-        start, end = matrix.indptr[i], matrix.indptr[i + 1]
-        data = matrix.data[start:end]
-        keep = np.argpartition(-data, k - 1)[:k] if len(data) > k else np.arange(len(data))
-        rows.extend([i] * len(keep))
-        cols.extend(matrix.indices[start:end][keep].tolist())
-        vals.extend(data[keep].tolist())
-    return sparse.csr_matrix((vals, (rows, cols)), shape=matrix.shape)
+class _RowRanks:
+    """Each row's largest entries of ``matrix``, best first (ties: the lower column), found once
+    for every neighbourhood size kept (up to ``widest``)."""
 
+    DENSE_ITEMS = 4096
+    """Up to this many items, rows are ranked on a dense copy (32 MiB at most per matrix)."""
 
-def _best(configs: list[Config], hits: dict[Config, list[int]]) -> Config:
-    return max(configs, key=lambda c: float(np.mean(hits[c])) if hits[c] else 0.0)
+    def __init__(self, matrix: sparse.csr_matrix, widest: int) -> None:
+        n = matrix.shape[0]
+        self.shape = matrix.shape
+        width = min(widest, n)
+        if n <= self.DENSE_ITEMS and width:
+            dense = matrix.toarray()
+            part = (
+                np.argpartition(-dense, width - 1, axis=1)[:, :width]
+                if width < n
+                else np.tile(np.arange(n), (n, 1))
+            )
+            vals = np.take_along_axis(dense, part, axis=1)
+            order = np.lexsort((part, -vals), axis=1)
+            self.cols = np.take_along_axis(part, order, axis=1)
+            self.vals = np.take_along_axis(vals, order, axis=1)
+        else:  # a large catalog: row by row
+            self.cols = np.zeros((n, width), dtype=np.int64)
+            self.vals = np.zeros((n, width))
+            for i in range(n):
+                start, end = matrix.indptr[i], matrix.indptr[i + 1]
+                data, idx = matrix.data[start:end], matrix.indices[start:end]
+                best = np.lexsort((idx, -data))[:width]
+                self.cols[i, : len(best)], self.vals[i, : len(best)] = idx[best], data[best]
+
+    def top(self, k: int) -> sparse.csr_matrix:
+        """The matrix with the ``k`` largest entries of each row kept (zeros are not entries)."""
+        vals, cols = self.vals[:, :k], self.cols[:, :k]
+        rows = np.broadcast_to(np.arange(self.shape[0])[:, None], vals.shape)
+        keep = vals > 0
+        return sparse.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=self.shape)

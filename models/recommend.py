@@ -245,7 +245,25 @@ def recommend(
             scores[item] = scores.get(item, 0.0) + weight * share
             reasons.setdefault(item, source)
         weight /= 2
-    ordered = sorted(scores.items(), key=lambda t: (-t[1], t[0]))
+    # the best few are enough unless the series cap skips many of them: then the full order
+    few = heapq.nsmallest(4 * cfg.k, scores.items(), key=_best_first)
+    out = _capped(few, catalog, cfg, reasons)
+    if len(out) < cfg.k and len(few) < len(scores):
+        out = _capped(sorted(scores.items(), key=_best_first), catalog, cfg, reasons)
+    return out
+
+
+def _best_first(t: tuple[str, float]) -> tuple[float, str]:
+    return (-t[1], t[0])
+
+
+def _capped(
+    ordered: Sequence[tuple[str, float]],
+    catalog: Mapping[str, CatalogEntry],
+    cfg: RecConfig,
+    reasons: Mapping[str, str],
+) -> list[Recommendation]:
+    """The first ``cfg.k`` of ``ordered`` with at most ``cfg.max_per_series`` parts of a series."""
     out: list[Recommendation] = []
     per_series: dict[str, int] = {}
     for item, s in ordered:

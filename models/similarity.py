@@ -312,6 +312,7 @@ class ContentSimilarity:
     @property
     def version(self) -> int:
         """Changes when the catalog does (cached neighbour lists are checked against it)."""
+        self._index()
         return self._indexed
 
     def neighbours(self, item: str, k: int = 10) -> list[tuple[str, float]]:
@@ -379,11 +380,11 @@ class BlendedSimilarity:
         width = max(k, 10, self._width.get(item, 0))  # as wide as any caller asked: one list serves all
         self._width[item] = width
         n = 4 * width
-        cooc = self.cooc.neighbours(item, n) if b.cooc else []
+        cooc = self.cooc.neighbours(item, n) if b.cooc else []  # refreshes its list when due
         if b.cooc and not cooc:  # no co-occurrence yet (a new item): its content alone
             b = replace(b, content=b.content or 1.0)
-        content = self.content.neighbours(item, n) if b.content else []
-        learned = self.embedding.neighbours(item, n) if b.embedding and self.embedding else []
+        if not b.content and not (b.embedding and self.embedding):  # co-occurrence alone: its order
+            return [(j, round(b.cooc * s, 12)) for j, s in cooc[:k]]
         stamp = (
             self.cooc.list_version(item),
             self.content.version,
@@ -391,7 +392,9 @@ class BlendedSimilarity:
         )
         cached = self._top.get((item, b))
         if cached is not None and cached[0] == stamp and cached[1] >= k:
-            return cached[2][:k]
+            return cached[2][:k]  # checked before the other models' lists are read
+        content = self.content.neighbours(item, n) if b.content else []
+        learned = self.embedding.neighbours(item, n) if b.embedding and self.embedding else []
         scores: dict[str, float] = {}
         for j, s in cooc:
             scores[j] = b.cooc * s

@@ -18,6 +18,7 @@ from app.settings import Settings
 from lab.evaluate import evaluate, render_html
 from lab.logs import Mapping, ReadStats, read_ordered
 from lab.replay import replay
+from lab.similarity_eval import EMBEDDING_WEIGHTS
 from lab.sim.output import write_jsonl
 from lab.sim.world import World, WorldConfig
 from schemas.validate import ValidationPolicy
@@ -141,8 +142,8 @@ def test_small_world_evaluation(world_file: Path, tmp_path: Path) -> None:
     assert report["similarity.hr10_itemknn"] > report["similarity.hr10_popularity"]
     assert report["similarity.tuning"]["purchases"] > 100 and report["similarity.purchases_scored"] > 100
     grid = report["similarity.tuning"]["grid"]  # the factorisation's weight is fitted with the others
-    assert {k.split("embedding=")[1].split(",")[0] for k in grid} == {"0.0", "0.02", "0.05"}
-    assert report["similarity.blend"]["embedding"] in (0.0, 0.02, 0.05)
+    assert {float(k.split("embedding=")[1].split(",")[0]) for k in grid} == set(EMBEDDING_WEIGHTS)
+    assert report["similarity.blend"]["embedding"] in EMBEDDING_WEIGHTS
     # segmentation and lifecycle, loose bars on a small world (the quality bars are measured on
     # 20,000-user worlds over five seeds: bench/eval_seeds.py)
     assert report["segmentation.samples"] > 1000 and len(report["segmentation.descriptions"]) == 5

@@ -201,6 +201,16 @@ def test_the_item_knn_reference_tunes_how_much_of_the_history_it_ranks_from() ->
     assert report["hr10"] == 1.0
 
 
+def test_the_online_grid_drops_content_weights_when_there_is_no_catalog() -> None:
+    from lab.similarity_eval import SimilarityRecorder
+
+    rec = SimilarityRecorder({})
+    assert any(g.blend.content for g in rec.search.alive)
+    rec.purchase("u1", "a", 0.0, set(), [], None, "web")
+    assert rec.search.alive and not any(g.blend.content for g in rec.search.alive)
+    assert {(g.history, g.neighbours) for g in rec.search.alive} == {(3, 300), (20, 30)} and {g.cooc_shrinkage for g in rec.search.alive} == {5.0, 50.0}
+
+
 def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> None:
     from app.model_store import ModelStore
     from app.rules import setup
@@ -288,3 +298,27 @@ def test_trending_s_kept_ranking_equals_a_scan_of_every_item_through_rescales(se
     old = Trending.__new__(Trending)
     old.__setstate__(state)
     assert old.top(10) == t.top(10)
+
+
+class _FixedNeighbours(BlendedSimilarity):
+    """Neighbours with scores set by the test."""
+
+    def __init__(self, lists: dict[str, list[tuple[str, float]]]) -> None:
+        self.lists = lists
+
+    def neighbours(self, item: str, k: int = 10, blend: Blend | None = None) -> list[tuple[str, float]]:
+        return self.lists.get(item, [])[:k]
+
+
+def test_recommendations_are_complete_when_the_series_cap_skips_most_of_the_best_candidates() -> None:
+    """The best 4k candidates are all parts of one series: with one part allowed, the rest of
+    the list comes from further down the full order."""
+    series = [(f"s-p{n}", 1.0 - n / 1000) for n in range(60)]
+    single = [(f"e{n}", 0.5 - n / 1000) for n in range(15)]
+    catalog = {i: CatalogEntry(i, series_id="s", series_part=n) for n, (i, _) in enumerate(series)}
+    sim = _FixedNeighbours({"h": series + single})
+    cfg = RecConfig(k=10, neighbours=100, max_per_series=1)
+    recs = recommend([("h", 1.0, 0.0)], 0.0, sim, Trending(), {"h"}, catalog, cfg)
+    assert [r.item_id for r in recs] == ["s-p0"] + [f"e{n}" for n in range(9)]
+    uncapped = recommend([("h", 1.0, 0.0)], 0.0, sim, Trending(), {"h"}, {}, cfg)
+    assert [r.item_id for r in uncapped] == [f"s-p{n}" for n in range(10)]
