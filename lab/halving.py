@@ -3,6 +3,9 @@
 What it promises:
 
 * Every configuration still in the race scores the same targets (the comparison is paired).
+* No configuration is dropped during a warm-up: on a stream, the first targets (scored when
+  the models have seen little) say least about the days after, so every configuration scores
+  them all and the first cut comes after them.
 * After each rung the better half stays in (by hit rate over every target it scored; ties keep
   the earlier configuration in grid order), until ``floor`` are left; each rung is twice as
   long as the one before, so each rung costs about the same number of scorings. Those left
@@ -30,11 +33,17 @@ from typing import Generic, TypeVar
 
 C = TypeVar("C", bound=Hashable)
 
+SEARCH = (
+    "every configuration on every target of the first half of the tuning days, then successive "
+    "halving (lab.halving): the better half stays after each rung"
+)
+"""How ``nba evaluate`` tunes with it (what its report says)."""
+
 
 class Halving(Generic[C]):
     """Successive halving of ``configs``: the first rung is ``rung`` targets long."""
 
-    def __init__(self, configs: Sequence[C], rung: int = 250, floor: int = 4) -> None:
+    def __init__(self, configs: Sequence[C], rung: int = 500, floor: int = 4) -> None:
         if not configs:
             raise ValueError("no configurations to choose from")
         self.configs = list(configs)
@@ -46,11 +55,15 @@ class Halving(Generic[C]):
         self._left = rung
         self._length = rung
 
-    def add(self, hits: Mapping[C, bool]) -> None:
-        """One target, scored by every configuration still in (``hits[c]``: did ``c`` hit it)."""
+    def add(self, hits: Mapping[C, bool], warm: bool = False) -> None:
+        """One target, scored by every configuration still in (``hits[c]``: did ``c`` hit it).
+        ``warm``: a warm-up target, counted but never followed by a cut (the first rung starts
+        after the warm-up)."""
         for c in self.alive:
             self.n[c] += 1
             self.hits[c] += bool(hits[c])
+        if warm:
+            return
         self._left -= 1
         if self._left == 0 and len(self.alive) > self.floor:
             keep = max(self.floor, len(self.alive) // 2)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from lab.halving import Halving
+from lab.halving import SEARCH, Halving
 from schemas.vocabulary import DAY
 
 KS = (10, 20, 50, 100, 0)  # 0: every neighbour
@@ -110,7 +110,7 @@ class ItemKNNReference:
                     for h, top in tops.items():
                         hits[(*m, h)] = target.item in top
                 if tuning:
-                    search.add(hits)
+                    search.add(hits, warm=day < self.tune_days / 2)
                     tuning_targets += 1
                 else:
                     test_hits.extend(int(h) for h in hits.values())
@@ -128,7 +128,7 @@ class ItemKNNReference:
                 "hr10_tune": round(search.rate(chosen), 4) if search.scored(chosen) else None,
                 "purchases": tuning_targets,
                 "configs": len(configs),
-                "search": "successive halving (lab.halving): the better half stays after each rung",
+                "search": SEARCH,
             },
         }
 

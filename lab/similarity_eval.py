@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.halving import Halving
+from lab.halving import SEARCH, Halving
 from lab.itemknn_ref import ItemKNNReference, Target
 from models.catalog import CatalogEntry
 from models.embedding import ItemEmbedding
@@ -122,7 +122,7 @@ class SimilarityRecorder:
         self.model = self.models[(COOC_HALF_LIFE_DAYS[0], COOC_SHRINKAGES[0])]
         self.counts: Counter[str] = Counter()
         self.start: float | None = None
-        self.search: Halving[Grid] = Halving(GRID, rung=500)
+        self.search: Halving[Grid] = Halving(GRID)
         self.tuning_purchases = 0
         self.chosen: Grid | None = None
         self.hits = _Hits()
@@ -136,6 +136,10 @@ class SimilarityRecorder:
         if self.start is None:
             self.start = ts
         return ts < self.start + self.tune_days * DAY
+
+    def _warming(self, ts: float) -> bool:
+        """The first half of the tuning days: every configuration scores every purchase."""
+        return self.start is not None and ts < self.start + self.tune_days * DAY / 2
 
     def interaction(self, user: str, sample: dict[str, Any]) -> None:
         """Learn one interaction sample (after :meth:`purchase` scored it, for a purchase)."""
@@ -175,7 +179,8 @@ class SimilarityRecorder:
                 {
                     g: item in self._recommend(history, ts, exclude, segment, channel, g)
                     for g in self.search.alive
-                }
+                },
+                warm=self._warming(ts),
             )
             if self._widest() < width:
                 self._narrow()
@@ -250,7 +255,7 @@ class SimilarityRecorder:
             "similarity.tuning": {
                 "days": self.tune_days,
                 "purchases": self.tuning_purchases,
-                "search": "successive halving (lab.halving): the better half stays after each rung",
+                "search": SEARCH,
                 "grid": {
                     f"cooc_half_life={g.cooc_half_life_days},content={g.blend.content},"
                     f"embedding={g.blend.embedding},history_half_life={g.history_half_life_days},"

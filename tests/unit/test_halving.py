@@ -46,3 +46,13 @@ def test_dropped_configurations_are_never_scored() -> None:
         search.drop(["a", "c"])
     with pytest.raises(ValueError):
         Halving([])
+
+
+def test_nothing_is_dropped_during_the_warm_up() -> None:
+    search = Halving(["a", "b", "c", "d"], rung=2, floor=1)
+    for _ in range(10):
+        search.add({"a": False, "b": False, "c": True, "d": True}, warm=True)
+    assert search.alive == ["a", "b", "c", "d"]
+    for _ in range(2):
+        search.add({"a": True, "b": True, "c": False, "d": False})  # after the warm-up: the first rung
+    assert search.alive == ["c", "d"] and search.scored("a") == 12

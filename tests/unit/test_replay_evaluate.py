@@ -18,9 +18,9 @@ from app.settings import Settings
 from lab.evaluate import evaluate, render_html
 from lab.logs import Mapping, ReadStats, read_ordered
 from lab.replay import replay
-from lab.similarity_eval import EMBEDDING_WEIGHTS
 from lab.sim.output import write_jsonl
 from lab.sim.world import World, WorldConfig
+from lab.similarity_eval import EMBEDDING_WEIGHTS
 from schemas.validate import ValidationPolicy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -208,7 +208,8 @@ def test_the_online_grid_drops_content_weights_when_there_is_no_catalog() -> Non
     assert any(g.blend.content for g in rec.search.alive)
     rec.purchase("u1", "a", 0.0, set(), [], None, "web")
     assert rec.search.alive and not any(g.blend.content for g in rec.search.alive)
-    assert {(g.history, g.neighbours) for g in rec.search.alive} == {(3, 300), (20, 30)} and {g.cooc_shrinkage for g in rec.search.alive} == {5.0, 50.0}
+    assert {(g.history, g.neighbours) for g in rec.search.alive} == {(3, 300), (20, 30)}
+    assert {g.cooc_shrinkage for g in rec.search.alive} == {5.0, 50.0}
 
 
 def test_a_loaded_snapshot_is_served_with_this_processs_blend_and_config() -> None:
