@@ -235,11 +235,13 @@ class ItemKNNReference:
 
 
 class _RowRanks:
-    """Each row's largest entries of ``matrix``, best first (ties: the lower column), found once
-    for every neighbourhood size kept (up to ``widest``)."""
+    """Each row's largest entries of ``matrix``, best first (ties: the lower column; on the dense
+    path, which of several entries tied at the ``widest``-th place is kept is numpy's choice,
+    the same on every run), found once for every neighbourhood size kept (up to ``widest``)."""
 
     DENSE_ITEMS = 4096
-    """Up to this many items, rows are ranked on a dense copy (32 MiB at most per matrix)."""
+    """Up to this many items, rows are ranked on a dense copy (128 MiB for 4,096 items, and as
+    much again for the partition's indices, while one matrix is ranked)."""
 
     def __init__(self, matrix: sparse.csr_matrix, widest: int) -> None:
         n = matrix.shape[0]
