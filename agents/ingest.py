@@ -56,13 +56,22 @@ async def handle(
             rt.profile_cache.pop(canonical or "", None)
         raise
     await users.perform(rt, effects)
-    return None
+    return users.refusal(effects)
+
+
+def record_ms(timestamp_s: float | None) -> int:
+    """The record timestamp in milliseconds (Faust gives it in seconds; ``0``: none).
+
+    >>> record_ms(1_767_225_600.25), record_ms(None)
+    (1767225600250, 0)
+    """
+    return round(timestamp_s * 1000) if timestamp_s else 0
 
 
 def register(app: Any, rt: Runtime) -> None:
     @app.agent(rt.ingress, name="ingest")
     async def ingest(stream: Any) -> None:
         async def one(m: Any, value: bytes | None) -> Rejected | None:
-            return await handle(rt, m.topic, m.partition, m.key, value, m.timestamp)
+            return await handle(rt, m.topic, m.partition, m.key, value, record_ms(m.timestamp))
 
         await each_event(stream, rt.dlq, one)

@@ -147,8 +147,8 @@ class Learner:
             self._learn(message.offset, event.value)
         except Exception as exc:  # one bad sample never stops learning
             self.next_offset = message.offset + 1
-            await dead_letter(
-                self.rt.dlq,
+            await dead_letter(  # an internal topic: the sample is ours, not a producer's
+                self.rt.dlq_internal,
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
@@ -158,6 +158,7 @@ class Learner:
                 if isinstance(exc, ValidationError)
                 else Reason.processing_error,
                 detail=repr(exc),
+                internal=True,
             )
         if sum(self.unpublished.values()) >= self.rt.learner.snapshot_every:
             await self.snapshot()
@@ -201,7 +202,16 @@ class Learner:
             lists[item] = model.similar(item, self.rt.learner.neighbours_k)
             if n % 200 == 199:
                 await asyncio.sleep(0)  # long publishes must not starve the worker's other agents
-        await self.rt.mirror.put_neighbours(lists)
+        try:
+            await self.rt.mirror.put_neighbours(lists)
+        except Exception as exc:  # Redis is down: the snapshot is published; the lists wait
+            metrics.REDIS_ERRORS.labels("neighbours").inc()
+            log.warning(
+                "neighbour lists of %d items not written to Redis (retried at the next snapshot): %r",
+                len(lists),
+                exc,
+            )
+            return  # the versions stay old, so the next snapshot writes these lists again
         self.neighbour_versions.update(changed)
         metrics.NEIGHBOUR_LISTS.inc(len(lists))
 
@@ -226,11 +236,20 @@ class Learner:
         return out
 
     async def snapshot_if_idle(self) -> None:
-        if (
+        """Publish when samples have waited ``snapshot_interval_s`` (wall time); never raises.
+
+        A failure (Kafka down during the publish) is logged and tried again on the next tick:
+        the timer that calls this is a Faust service, and an exception would end the worker.
+        """
+        if not (
             any(self.unpublished.values())
             and time.monotonic() - self.last_snapshot >= self.rt.learner.snapshot_interval_s
         ):
+            return
+        try:
             await self.snapshot()
+        except Exception as exc:
+            log.warning("idle snapshot failed (tried again on the next tick): %r", exc)
 
 
 def register(app: Any, rt: Runtime) -> None:

@@ -10,6 +10,15 @@ EVENTS_CONSUMED = Counter(
     "nba_events_consumed_total", "Valid ingress events, by channel and type.", ["channel", "type"]
 )
 EVENTS_INVALID = Counter("nba_events_invalid_total", "Dead-lettered messages, by reason.", ["reason"])
+INTERNAL_DEAD_LETTERS = Counter(
+    "nba_internal_dead_letters_total",
+    "Messages of internal topics the worker could not process (to nba.dlq-internal), by topic.",
+    ["topic"],
+)
+DLQ_SEND_FAILURES = Counter(
+    "nba_dlq_send_failures_total",
+    "Dead-letter records that could not be published after every retry (the log names the source).",
+)
 EVENTS_APPLIED = Counter("nba_events_applied_total", "Events applied to a profile.")
 EVENTS_DUPLICATE = Counter("nba_events_duplicate_total", "Duplicate events dropped (channel, event_id).")
 EVENTS_LATE = Counter(
@@ -124,6 +133,11 @@ WATERMARK = Gauge(
 )
 MIRROR_FLUSHES = Counter("nba_redis_flushes_total", "Pipelined Redis mirror flushes.")
 MIRROR_ERRORS = Counter("nba_redis_errors_total", "Failed Redis mirror flushes (retried).")
+REDIS_ERRORS = Counter(
+    "nba_redis_operation_errors_total",
+    "Failed Redis operations other than profile flushes (retried later), by operation.",
+    ["operation"],
+)
 
 CHURN_AUC = Gauge(
     "nba_churn_auc",

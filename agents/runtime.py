@@ -80,6 +80,8 @@ class TimeRules:
     lateness_s: float
     backfill_max_age_s: float
     due_bucket_s: float
+    watermark_support: int = 3
+    max_future_skew_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,9 @@ class Runtime:
     decisions: Any
     user_stream: Any
     dlq: Any
+    """``events.dlq``: what producers sent and the worker refused."""
+    dlq_internal: Any
+    """``nba.dlq-internal``: messages of internal topics the worker could not process."""
     actions: Any
     lifecycle: Any
     training: Any

@@ -113,6 +113,8 @@ def engine(rt: Runtime) -> Engine:
         due_bucket_s=rt.time.due_bucket_s,
         erase_salt=rt.erase_salt,
         publish=not rt.no_send,
+        watermark_support=rt.time.watermark_support,
+        max_future_skew_s=rt.time.max_future_skew_s,
     )
     return Engine(cfg, rt.catalog, scorers(rt))
 

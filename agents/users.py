@@ -31,6 +31,7 @@ from models.engine import (
     PublishAction,
     PublishCancel,
     PublishLifecycle,
+    Refused,
     TombstoneConsent,
     Train,
     UserMsg,
@@ -39,6 +40,7 @@ from models.engine import (
     to_wire,
 )
 from models.identity import routing_id
+from schemas.validate import Rejected
 
 _COUNTERS: dict[str, Any] = {
     "events_consumed": metrics.EVENTS_CONSUMED,
@@ -123,14 +125,24 @@ async def perform(rt: Runtime, effects: Iterable[Effect]) -> None:
             metrics.WATERMARK.labels(str(e.partition)).set(e.at)
 
 
+def refusal(effects: Iterable[Effect]) -> Rejected | None:
+    """The first event the engine gave up on in ``effects``, as a rejection to dead-letter
+    (the message that carried it: an ingress event, or a user-stream message)."""
+    for e in effects:
+        if isinstance(e, Refused):
+            return Rejected(e.reason, e.detail)
+    return None
+
+
 async def policy_known(rt: Runtime) -> None:
     """Wait until the contact policy in force is known (before anything can be decided)."""
     if not rt.policy_ready.is_set():
         await rt.policy_ready.wait()
 
 
-async def handle(rt: Runtime, partition: int, wire: Any) -> None:
-    """Process one user-stream message (its stored form) on ``partition``, which owns its user."""
+async def handle(rt: Runtime, partition: int, wire: Any) -> Rejected | None:
+    """Process one user-stream message (its stored form) on ``partition``, which owns its user;
+    the rejection when an event it carried was given up on (``late``)."""
     await policy_known(rt)
     msg = from_wire(wire)
     try:
@@ -141,12 +153,13 @@ async def handle(rt: Runtime, partition: int, wire: Any) -> None:
         raise
     await perform(rt, effects)
     metrics.USER_STREAM_MESSAGES.labels(msg.kind).inc()
+    return refusal(effects)
 
 
 def register(app: Any, rt: Runtime) -> None:
     @app.agent(rt.user_stream, name="users")
     async def users(stream: Any) -> None:
-        async def one(m: Any, value: bytes | None) -> None:
-            await handle(rt, m.partition, orjson.loads(value or b"null"))
+        async def one(m: Any, value: bytes | None) -> Rejected | None:
+            return await handle(rt, m.partition, orjson.loads(value or b"null"))
 
-        await each_event(stream, rt.dlq, one)
+        await each_event(stream, rt.dlq, one, errors_topic=rt.dlq_internal)

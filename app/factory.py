@@ -116,7 +116,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     rt = Runtime(
         prefix=settings.kafka.topic_prefix,
         validation=validation_policy(settings),
-        time=TimeRules(t.dedupe_window_s, t.lateness_s, t.backfill_max_age_s, t.due_bucket_s),
+        time=TimeRules(
+            t.dedupe_window_s,
+            t.lateness_s,
+            t.backfill_max_age_s,
+            t.due_bucket_s,
+            watermark_support=t.watermark_support,
+            max_future_skew_s=t.max_future_skew_s,
+        ),
         step=models.step,
         no_send=settings.worker.no_send,
         mirror=mirror,
@@ -127,6 +134,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         erase=app.topic(names.erase, **raw),
         user_stream=app.topic(names.user_stream, partitions=partitions, **raw),
         dlq=app.topic(names.dlq, **raw),
+        dlq_internal=app.topic(names.dlq_internal, **raw),
         actions=app.topic(names.actions, **raw),
         decisions=app.topic(names.decisions, **raw),
         lifecycle=app.topic(names.lifecycle, **raw),
@@ -164,7 +172,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.task
     async def mirror_loop() -> None:
         try:
-            await mirror.run(settings.redis.flush_interval_s)
+            await mirror.run(settings.redis.flush_interval_s, on_lost=lambda: resync_mirror(rt))
         finally:  # the worker is stopping: write what is pending
             await mirror.flush()
 

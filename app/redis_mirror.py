@@ -8,6 +8,11 @@ crash between a table write and a flush leaves Redis stale only until the restar
 Keys: ``{prefix}profile:{canonical}`` (JSON); canonical is ``u:<user_id>`` or ``a:<anonymous_id>``.
 ``{prefix}similar:{item}``: the item's top-K neighbours (sorted set, score = blended similarity),
 rewritten by the learner after each similarity snapshot for the items whose counts changed.
+``{prefix}mirror:alive:{token}``: this worker process's marker (a random token), written with
+every flush, expiring after 7 days without one. When it is gone while the worker has written
+before (a ``FLUSHALL``, a Redis restarted without its data), the mirror calls its
+``on_lost`` hook (the worker re-mirrors every profile it owns) and reports ``resyncing`` until
+that copy is flushed; ``/readyz`` is not ready meanwhile.
 ``{prefix}segment:{id}``: the set of canonical users in segment ``id`` (a user is added to their
 segment and removed from every other in the same pipeline, so redelivered writes are harmless;
 a merged anonymous profile belongs to none). ``GET /segments`` reads the sizes with ``SCARD``.
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -27,6 +34,7 @@ from agents.runtime import Mirrored
 
 log = logging.getLogger(__name__)
 _CHUNK = 2_000
+_MARKER_TTL_S = 7 * 86_400
 
 
 class RedisMirror:
@@ -36,6 +44,13 @@ class RedisMirror:
         self.n_segments = n_segments
         self._dirty: dict[str, Mirrored | None] = {}
         """canonical -> the live profile to write, or ``None`` to delete (an erase)."""
+        self.written = False
+        """A flush has written the marker since this worker started."""
+        self.resyncing = False
+        """Redis lost its data; the re-mirrored profiles are not all flushed yet."""
+
+        self.marker_key = f"{prefix}mirror:alive:{secrets.token_hex(8)}"
+        """Per process, so that one worker's marker never hides another worker's loss."""
 
     def key(self, canonical: str) -> str:
         return f"{self.prefix}profile:{canonical}"
@@ -69,6 +84,8 @@ class RedisMirror:
             items = list(batch.items())
             for start in range(0, len(items), _CHUNK):
                 async with self.client.pipeline(transaction=False) as pipe:
+                    if start == 0:
+                        pipe.set(self.marker_key, b"1", ex=_MARKER_TTL_S)
                     for canonical, value in items[start : start + _CHUNK]:
                         if value is None:  # erased: the profile and every segment membership
                             pipe.delete(self.key(canonical))
@@ -92,11 +109,32 @@ class RedisMirror:
             self._dirty = batch
             return 0
         metrics.MIRROR_FLUSHES.inc()
+        self.written = True
+        self.resyncing = False
         return len(batch)
 
-    async def run(self, interval_s: float) -> None:
+    async def check_marker(self, on_lost: Callable[[], Awaitable[object]]) -> bool:
+        """``True`` (and ``on_lost`` called) when Redis lost what this worker wrote."""
+        if not self.written or self.resyncing:
+            return False
+        try:
+            alive = await self.client.exists(self.marker_key)
+        except Exception:
+            return False  # Redis is down: the flush's errors say so; check again when it is back
+        if alive:
+            return False
+        metrics.REDIS_ERRORS.labels("data_lost").inc()
+        log.warning("redis lost the mirrored profiles (marker gone): re-mirroring this worker's profiles")
+        self.resyncing = True
+        await on_lost()
+        return True
+
+    async def run(self, interval_s: float, on_lost: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Flush every ``interval_s`` wall seconds; with ``on_lost``, check for lost data first."""
         while True:
             await asyncio.sleep(interval_s)
+            if on_lost is not None:
+                await self.check_marker(on_lost)
             await self.flush()
 
     def similar_key(self, item: str) -> str:

@@ -99,6 +99,8 @@ def setup(settings: Settings) -> Setup:
         step_config(settings),
         lateness_s=t.lateness_s,
         due_bucket_s=t.due_bucket_s,
+        watermark_support=t.watermark_support,
+        max_future_skew_s=t.max_future_skew_s,
         snapshot_every=seg.snapshot_every,
         segments=SegmentSpec(
             n_segments=seg.n_segments,

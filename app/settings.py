@@ -109,6 +109,18 @@ class TimeSettings(BaseModel):
         description="Events older than this behind the watermark never trigger an action.",
     )
     due_bucket_s: float = Field(3600.0, gt=0, description="Granularity of the due-time index.")
+    watermark_support: int = Field(
+        3,
+        ge=1,
+        description="A partition's watermark moves only when this many events are at least that "
+        "new (one wrongly dated event cannot move it).",
+    )
+    max_future_skew_s: float = Field(
+        600.0,
+        gt=0,
+        description="Events dated more than this after their Kafka record timestamp (the producer's "
+        "clock) go to the DLQ as future_dated.",
+    )
 
 
 class LifecycleSettings(BaseModel):

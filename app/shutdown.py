@@ -81,3 +81,9 @@ class BoundedWorker(faust.Worker):  # type: ignore[misc]
     async def on_stop(self) -> None:
         self.watchdog.arm()
         await super().on_stop()
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        from app.logs import install
+
+        install(logger)  # an outage's error storm writes a few lines per source, not thousands

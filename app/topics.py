@@ -49,6 +49,10 @@ class TopicNames:
         return f"{self.prefix}events.dlq"
 
     @property
+    def dlq_internal(self) -> str:
+        return f"{self.prefix}nba.dlq-internal"
+
+    @property
     def user_stream(self) -> str:
         return f"{self.prefix}nba.user-stream"
 
@@ -122,8 +126,17 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             deleted_after(k.retention_dlq_ms),
             key="original key",
             schema="dead_letter.v1",
-            producer="worker",
+            producer="worker (refused ingress, consent, feedback and erase messages)",
             consumer="SREs, producer teams",
+        ),
+        TopicSpec(
+            names.dlq_internal,
+            n,
+            deleted_after(k.retention_dlq_ms),
+            key="original key",
+            schema="dead_letter.v1",
+            producer="worker (messages of its internal topics it could not process)",
+            consumer="SREs (a record here is a bug of the service, not of a producer)",
         ),
         TopicSpec(
             names.user_stream,

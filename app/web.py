@@ -6,7 +6,8 @@ Recommendations run on event time: a user's list is computed as of their last ev
 the worker's decision would use. An item's neighbours come from Redis (written by the learner),
 or from the snapshot for an item no list was written for yet (a new item: content only).
 
-``/readyz`` answers 200 only when Kafka answers a metadata request, Redis answers PING, the
+``/readyz`` answers 200 only when Kafka answers a metadata request, Redis answers PING (and is
+not being refilled after it lost its data), the
 worker owns partitions, is not rebalancing, and has committed within ``commit_stall_s`` whenever
 it has read messages it has not committed yet.
 """
@@ -29,6 +30,10 @@ from models.catalog import CatalogEntry
 from models.profile import Profile
 from models.recommend import Recommender
 from models.user_step import recommendations_for
+
+
+class RedisResyncing(Exception):
+    """Redis answers, but lost the mirrored profiles and the copy is not flushed yet."""
 
 
 class CommitTracker:
@@ -67,6 +72,8 @@ class Readiness:
         return True
 
     async def _redis(self) -> bool:
+        if self.mirror.resyncing:
+            raise RedisResyncing("lost its data; profiles are being copied again")
         return bool(await asyncio.wait_for(self.mirror.client.ping(), self.timeout_s))
 
     def _committing(self) -> tuple[bool, str]:

@@ -53,7 +53,6 @@ from models.engine import (
     Count,
     Effect,
     Engine,
-    EngineConfig,
     EraseMsg,
     EventApplied,
     FeedbackMsg,
@@ -63,6 +62,7 @@ from models.engine import (
     PublishAction,
     PublishCancel,
     PublishLifecycle,
+    Refused,
     Train,
     UserMsg,
 )
@@ -149,13 +149,7 @@ class Evaluation:
         self.catalog: dict[str, CatalogEntry] = {}
         self.similarity = SimilarityRecorder(self.catalog, cfg.top_k)
         self.engine = Engine(
-            EngineConfig(
-                step=self.step,
-                lateness_s=setup.lateness_s,
-                due_bucket_s=setup.due_bucket_s,
-                erase_salt=setup.erase_salt,
-                publish=cfg.decisions,
-            ),
+            setup.engine_config(self.step, publish=cfg.decisions),
             self.catalog,
             observe=self._score_purchase,
         )
@@ -245,6 +239,8 @@ class Evaluation:
                     self._labelled((e.labelled,))
             elif isinstance(e, Hop):
                 self.user_stream[e.msg.kind] += 1
+            elif isinstance(e, Refused):  # the worker dead-letters these
+                self.rejections.add(e.reason.value, e.detail)
             elif isinstance(e, PublishAction | PublishCancel | LogDecision | PublishLifecycle):
                 self.published.append(e)
 

@@ -5,7 +5,8 @@ inbound messages of one partition, in order, with a :class:`UserStore` over that
 state, and gets back typed effects to carry out: messages for other partitions (:class:`Hop`),
 records to publish (:class:`PublishAction`, :class:`LogDecision`, :class:`PublishCancel`,
 :class:`PublishLifecycle`, :class:`TombstoneConsent`), training samples (:class:`Train`),
-decision outcomes (:class:`Outcome`) and metric deltas (:class:`Count`). State writes go
+decision outcomes (:class:`Outcome`), events given up on (:class:`Refused`: the driver
+dead-letters them) and metric deltas (:class:`Count`). State writes go
 through the store as they happen, before the engine returns, so a driver that writes the store
 before it awaits anything never lets another reader see a stale copy.
 
@@ -16,7 +17,10 @@ What lives here and nowhere else:
 * forwarding, parking and merging: an event of an anonymous id already folded into a user is
   forwarded to the user; there it waits (parked) until the anonymous profile's merge has
   arrived, and the merge applies the parked events;
-* due times: the partition's event-time watermark fires the due-time index;
+* clocks: an ingress event dated more than ``max_future_skew_s`` after its record timestamp is
+  refused (``future_dated``); the partition's event-time watermark (moved only by
+  ``watermark_support`` events, :mod:`models.clock`) fires the due-time index; an event older
+  than its user's dedupe window is refused (``late``);
 * consent, sender feedback, erase (with the hashed suppression list) and the step itself
   (:mod:`models.user_step`).
 
@@ -25,8 +29,9 @@ The user-stream messages (:data:`UserMsg`) are a discriminated union of typed re
 has always written to ``nba.user-stream``, so a topic written before this module still reads.
 
 Clock: event time throughout (the partition watermark, ``facts.ts``, each message's ``at``);
-``arrived_ms`` is the record timestamp (wall clock) and is only carried through for latency
-metrics.
+``arrived_ms`` is the record timestamp (the producer's wall clock): it bounds how far ahead of
+it an event may be dated, and is carried through for latency metrics; ``0`` means unknown
+(offline drivers), and the skew rule is then off.
 
 Examples
 --------
@@ -50,7 +55,7 @@ from typing import Any, Literal, Protocol
 from models.attribution import learnable
 from models.catalog import CatalogEntry
 from models.churn import Labelled
-from models.clock import PartitionClock
+from models.clock import PartitionClock, too_far_ahead
 from models.contact import Send
 from models.decision import Decision, Verdict
 from models.due import DueIndex
@@ -71,6 +76,7 @@ from models.user_step import (
     on_feedback,
     on_merged,
 )
+from schemas.dlq import Reason
 from schemas.feedback import Feedback
 from schemas.training import UpliftSample
 from schemas.users import ConsentEvent, EraseRequest
@@ -332,6 +338,15 @@ class EventApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """An event given up on: the driver dead-letters the message that carried it."""
+
+    reason: Reason
+    detail: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Count:
     """A metric delta: ``n`` more of ``name`` (a :data:`METRICS` name) with ``labels``."""
 
@@ -351,6 +366,7 @@ Effect = (
     | Outcome
     | Watermark
     | EventApplied
+    | Refused
     | Count
 )
 
@@ -481,6 +497,10 @@ class EngineConfig:
     step: StepConfig = field(default_factory=StepConfig)
     lateness_s: float = 300.0
     """How far behind the newest event time of a partition its watermark runs (event time)."""
+    watermark_support: int = 3
+    """Event times needed at or past a watermark before it moves there (:mod:`models.clock`)."""
+    max_future_skew_s: float = 600.0
+    """An ingress event dated more than this after its record timestamp is refused."""
     due_bucket_s: float = 3600.0
     erase_salt: bytes = b""
     """Key of the suppression list's hash."""
@@ -524,6 +544,17 @@ class Engine:
         """An accepted ingress event (on the partition of its key): resolve its identity, link an
         anonymous id to its user, and apply it here if this partition owns its user, else hop."""
         out: list[Effect] = [Count("events_consumed", (facts.channel, facts.type))]
+        if too_far_ahead(facts.ts, arrived_ms, self.cfg.max_future_skew_s):
+            ahead = facts.ts - arrived_ms / 1000
+            out.append(
+                Refused(
+                    Reason.future_dated,
+                    f"occurred_at is {ahead:.0f}s after the record timestamp (allowed skew "
+                    f"{self.cfg.max_future_skew_s:.0f}s): the producer's clock is wrong",
+                    facts.event_id,
+                )
+            )
+            return out
         res = resolve(user_id, anonymous_id, store.link(anonymous_id) if anonymous_id else None)
         if res.outcome is LinkOutcome.new:
             assert anonymous_id is not None and user_id is not None
@@ -639,6 +670,14 @@ class Engine:
             return None
         if result.outcome is Applied.late:
             out.append(Count("events_late"))
+            out.append(
+                Refused(
+                    Reason.late,
+                    f"event {facts.event_id} is older than the user's dedupe window behind their "
+                    "newest event: it cannot be checked for duplicates",
+                    facts.event_id,
+                )
+            )
             return None
         out.append(Count("events_applied"))
         if result.backfill:
@@ -698,7 +737,10 @@ class Engine:
     def _advance(self, store: UserStore, partition: int, ts: float, out: list[Effect]) -> None:
         """Move the partition's watermark and fire the due times it passed."""
         clock = store.clock(partition)
-        if not clock.observe(ts, lateness_s=self.cfg.lateness_s) or clock.watermark is None:
+        if (
+            not clock.observe(ts, lateness_s=self.cfg.lateness_s, support=self.cfg.watermark_support)
+            or clock.watermark is None
+        ):
             return
         out.append(Watermark(partition, clock.watermark))
         index = self._index(store, partition)

@@ -29,6 +29,7 @@ from river import tree
 
 from models.churn import ChurnModel, ValueModel
 from models.embedding import ItemEmbedding
+from models.engine import EngineConfig
 from models.recommend import RecConfig, Recommender
 from models.segmentation import Segmenter
 from models.similarity import Blend, CoOccurrence
@@ -88,6 +89,22 @@ class Setup:
     rec: RecConfig = field(default_factory=RecConfig)
     erase_salt: bytes = field(default=b"", repr=False)
     """Key of the erased users' hashed suppression list."""
+    watermark_support: int = 3
+    """Event times needed before a partition's watermark moves (:mod:`models.clock`)."""
+    max_future_skew_s: float = 600.0
+    """How far after its record timestamp an ingress event may be dated."""
+
+    def engine_config(self, step: StepConfig | None = None, *, publish: bool = True) -> EngineConfig:
+        """The engine's configuration (``step``: a policy in force other than ``self.step``)."""
+        return EngineConfig(
+            step=step or self.step,
+            lateness_s=self.lateness_s,
+            due_bucket_s=self.due_bucket_s,
+            erase_salt=self.erase_salt,
+            publish=publish,
+            watermark_support=self.watermark_support,
+            max_future_skew_s=self.max_future_skew_s,
+        )
 
     def new_segmenter(self) -> Segmenter:
         s = self.segments

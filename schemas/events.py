@@ -3,8 +3,12 @@
 One envelope for every channel and type. Exactly one typed block matches ``type``
 (``view``, ``click``, ``share`` or ``purchase``); unknown top-level fields are kept under
 ``properties`` instead of being rejected, so producers can add fields before we read them.
-Event time is ``occurred_at`` (timezone-aware); the Kafka record timestamp is wall-clock
-arrival time and is not used for any rule.
+Event time is ``occurred_at`` (timezone-aware). The Kafka record timestamp (the producer's
+clock) is used by one rule only: an event dated more than ``time.max_future_skew_s`` after its
+record timestamp is refused as ``future_dated`` (a client with a wrong clock).
+
+Numbers and booleans are strict: an amount sent as the string ``"49.0"`` or ``true`` as a
+progress is refused, never coerced.
 """
 
 from __future__ import annotations
@@ -38,8 +42,12 @@ class _Block(BaseModel):
 class ViewProps(_Block):
     """A view of an item (a lesson played, a chapter read)."""
 
-    duration_s: float = Field(default=0.0, ge=0, le=86_400, description="Seconds viewed.")
-    progress: float = Field(default=0.0, ge=0, le=1, description="Share of the item completed, 0..1.")
+    duration_s: float = Field(
+        default=0.0, ge=0, le=86_400, strict=True, description="Seconds viewed (a JSON number)."
+    )
+    progress: float = Field(
+        default=0.0, ge=0, le=1, strict=True, description="Share of the item completed, 0..1 (a JSON number)."
+    )
 
 
 class ClickProps(_Block):
@@ -48,6 +56,7 @@ class ClickProps(_Block):
     target: str = Field(default="", max_length=512, description="What was clicked (element, URL path).")
     dismiss: bool = Field(
         default=False,
+        strict=True,
         description="The click says 'not interested' in item_id (needs item_id): the item is not "
         "recommended to this user again.",
     )
@@ -66,7 +75,12 @@ class PurchaseProps(_Block):
     """A paid order."""
 
     order_id: str = Field(min_length=1, max_length=128)
-    amount: float = Field(ge=0, le=1_000_000, description="Amount paid, in `currency`.")
+    amount: float = Field(
+        ge=0,
+        le=1_000_000,
+        strict=True,
+        description='Amount paid, in `currency`: a JSON number (a string such as "49.0" is refused).',
+    )
     currency: str = Field(
         pattern=r"^[A-Z]{3}$", description="ISO 4217 code; normalised to the base currency."
     )

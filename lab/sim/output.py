@@ -3,6 +3,10 @@
 JSONL format, one record a line: ``{"topic": "events.app.view", "key": "...", "value": {...}}``,
 topics without the deployment prefix, in delivery order (event time with the world's disorder).
 The catalog comes first, on ``catalog.items``. ``nba replay`` and ``nba evaluate`` read it back.
+
+On the broker, each record's timestamp is the producer's clock of the simulated world: the wall
+clock, or the record's delivery time when the world runs ahead of it (a world dated in the
+future), so that the worker's clock-skew rule (``time.max_future_skew_s``) holds for either.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ import orjson
 from tqdm import tqdm
 
 from lab.sim.world import Emitted, World
+
+
+def producer_clock_ms(delivered: float) -> int:
+    """The record timestamp of a simulated record delivered at ``delivered`` (event time, s):
+    the wall clock, or the delivery time when the simulated world is ahead of the wall clock."""
+    return int(max(time.time(), delivered) * 1000)
 
 
 def catalog_records(world: World) -> list[Emitted]:
@@ -85,7 +95,10 @@ async def write_kafka(world: World, producer: Any, prefix: str, rate: float | No
                     if ahead > 0:
                         await asyncio.sleep(ahead)
                 await producer.send(
-                    prefix + r.topic, key=r.key.encode() if r.key else None, value=orjson.dumps(r.value)
+                    prefix + r.topic,
+                    key=r.key.encode() if r.key else None,
+                    value=orjson.dumps(r.value),
+                    timestamp_ms=producer_clock_ms(r.delivered),
                 )
                 n += 1
             bar.update(1)

@@ -51,7 +51,6 @@ from models.engine import (
     ConsentMsg,
     Effect,
     Engine,
-    EngineConfig,
     EraseMsg,
     EventApplied,
     FeedbackMsg,
@@ -136,7 +135,7 @@ class StepPolicy:
         self.recommender = recommender
         """The similarity model, learned here from each interaction as the learner would."""
         self.engine = Engine(
-            EngineConfig(step=step, lateness_s=setup.lateness_s, due_bucket_s=setup.due_bucket_s),
+            setup.engine_config(step),
             catalog,
             Scorers(recommender=recommender, uplift=uplift),
         )

@@ -1,4 +1,5 @@
-"""The runnable examples in the docstrings of ``models`` and ``schemas`` (house style 8) hold."""
+"""The runnable examples in the docstrings of ``models``, ``schemas`` and the worker-side modules
+that have them hold."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import models
 import schemas
 
 MODULES = sorted(
-    info.name
-    for package in (models, schemas)
-    for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}.")
+    [
+        info.name
+        for package in (models, schemas)
+        for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}.")
+    ]
+    + ["agents.dlq", "agents.ingest", "app.logs"]  # the worker-side modules with examples
 )
 
 

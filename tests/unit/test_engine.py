@@ -23,11 +23,13 @@ from models.engine import (
     MergeMsg,
     PublishAction,
     PublishLifecycle,
+    Refused,
     UnknownMessage,
     from_wire,
     to_wire,
 )
 from models.facts import EventFacts
+from schemas.dlq import Reason
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0  # 2026-01-01, event time
@@ -107,9 +109,15 @@ def test_the_watermark_fires_due_times_in_event_time() -> None:
         ingest(engine, store, facts(i, T0 + i * 60, user="alice"))
     assert store.profile("u:alice").due_at is not None  # type: ignore[union-attr]
     stage = store.profile("u:alice").stage  # type: ignore[union-attr]
-    # another user on the same partition, 40 days later: alice's silence is now known
+    # another user on the same partition, 40 days later: alice's silence is now known once
+    # `watermark_support` events say so (one is not enough: it might carry a wrong clock)
     other = next(u for u in (f"bob{i}" for i in range(50)) if partition_of(u) == partition_of("alice"))
-    effects = ingest(engine, store, facts(100, T0 + 40 * DAY, user=other))
+    effects: list[object] = []
+    for n in range(EngineConfig().watermark_support):
+        before = len(effects)
+        effects += ingest(engine, store, facts(100 + n, T0 + 40 * DAY + n, user=other))
+        if n < EngineConfig().watermark_support - 1:
+            assert counts(effects[before:], "due_fired") == 0
     assert counts(effects, "due_fired") >= 1
     changes = [
         e.change for e in effects if isinstance(e, PublishLifecycle) and e.change.canonical == "u:alice"
@@ -165,3 +173,50 @@ def test_every_message_survives_its_stored_form(msg: object) -> None:
 def test_a_message_of_no_known_form_is_refused_by_name(wire: object) -> None:
     with pytest.raises(UnknownMessage):
         from_wire(wire)
+
+
+def test_an_event_dated_past_the_allowed_skew_is_refused_and_changes_nothing() -> None:
+    # issue 18, finding 3: a client with a wrong clock sends an event dated 2099
+    engine, store = Engine(EngineConfig(max_future_skew_s=600)), MemoryStore()
+    record_ms = int(T0 * 1000)
+    future = EventFacts(event_id="f", type="view", channel="web", ts=4_070_908_800.0, user_id="alice")
+    effects = engine.ingest(store, partition_of("alice"), b"alice", future, "alice", None, record_ms)
+    refused = [e for e in effects if isinstance(e, Refused)]
+    assert [r.reason for r in refused] == [Reason.future_dated] and refused[0].event_id == "f"
+    assert store.profile("u:alice") is None and store.clock(partition_of("alice")).watermark is None
+    # within the skew it applies; with no record time (offline drivers) the rule is off
+    near = EventFacts(event_id="n", type="view", channel="web", ts=T0 + 500, user_id="alice")
+    assert not any(
+        isinstance(e, Refused) for e in engine.ingest(store, 0, b"alice", near, "alice", None, record_ms)
+    )
+    assert not any(
+        isinstance(e, Refused) for e in engine.ingest(store, 0, b"alice", future, "alice", None, 0)
+    )
+
+
+def test_one_event_from_a_wrong_clock_cannot_silence_its_partition() -> None:
+    # issue 18, finding 3: before, one 2099 event moved the watermark for good, woke every
+    # silent user at once and made later real events late; now it takes `watermark_support`
+    engine, store = Engine(EngineConfig()), MemoryStore()
+    users = [u for u in (f"u{i}" for i in range(40)) if partition_of(u) == 0][:5]
+    effects: list[object] = []
+    for n, user in enumerate(users * 3):
+        effects += ingest(engine, store, facts(n, T0 + n * 60, user=user))
+    wrong = EventFacts(event_id="x", type="view", channel="web", ts=4_070_908_800.0, user_id=users[0])
+    after_wrong = ingest(engine, store, wrong)
+    assert counts(after_wrong, "due_fired") == 0
+    assert store.clock(0).watermark is not None and store.clock(0).watermark < T0 + DAY
+    later: list[object] = []
+    for n, user in enumerate(users[1:]):
+        later += ingest(engine, store, facts(100 + n, T0 + DAY + n * 60, user=user))
+    assert counts(later, "events_applied") == len(users) - 1 and counts(later, "events_late") == 0
+    assert not [e for e in later if isinstance(e, PublishLifecycle) and e.change.to_stage == "dormant"]
+
+
+def test_an_event_older_than_its_users_dedupe_window_is_refused_as_late() -> None:
+    engine, store = Engine(EngineConfig()), MemoryStore()
+    ingest(engine, store, facts(1, T0 + 30 * DAY, user="alice"))
+    effects = ingest(engine, store, facts(2, T0, user="alice"))  # 30 days older, window 7 days
+    refused = [e for e in effects if isinstance(e, Refused)]
+    assert counts(effects, "events_late") == 1 and [r.reason for r in refused] == [Reason.late]
+    assert store.profile("u:alice").events == 1  # type: ignore[union-attr]

@@ -73,3 +73,28 @@ def test_due_index_fires_each_entry_once_after_its_time(
     expected = {(m, int(t // 600)) for m, t in scheduled}
     assert sorted(fired) == sorted(m for m, _ in expected)
     assert store == {}
+
+
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=3, max_size=50),
+    st.floats(1e8, 1e10, allow_nan=False),
+    st.integers(0, 49),
+)
+def test_one_outlier_never_moves_a_watermark_that_needs_three_events(
+    times: list[float], outlier: float, at: int
+) -> None:
+    # issue 18, finding 3: the watermark follows the third-newest distinct event time
+    c = PartitionClock()
+    stream = [*times[:at], outlier, *times[at:]]
+    for t in stream:
+        c.observe(t, lateness_s=60, support=3)
+    distinct = sorted(set(times), reverse=True)
+    if len(distinct) >= 2:
+        assert c.watermark is not None and c.watermark <= distinct[1] - 60
+    assert PartitionClock.from_dict(c.to_dict()) == c
+
+
+def test_a_clock_stored_before_the_support_rule_reads_and_never_goes_back() -> None:
+    c = PartitionClock.from_dict({"max_event_time": 500.0, "watermark": 440.0, "next_due_bucket": 3})
+    moved = [c.observe(t, lateness_s=60, support=3) for t in (300.0, 600.0, 700.0, 800.0)]
+    assert moved == [False, False, False, True] and c.watermark == 600.0 - 60

@@ -145,3 +145,21 @@ def test_ingress_topic_names_parse() -> None:
 
 def test_exported_json_schemas_are_current() -> None:
     assert stale() == [], "run `nba schemas` (make schemas) and commit schemas/json"
+
+
+@pytest.mark.parametrize(
+    ("block", "bad"),
+    [
+        ("purchase", {"order_id": "o1", "amount": "49.0", "currency": "CNY"}),
+        ("purchase", {"order_id": "o1", "amount": True, "currency": "CNY"}),
+        ("view", {"duration_s": True}),
+        ("view", {"progress": "0.5"}),
+        ("click", {"dismiss": 1}),
+        ("click", {"dismiss": "true"}),
+    ],
+)
+def test_wrong_types_are_refused_not_coerced(block: str, bad: dict[str, object]) -> None:
+    # issue 18, finding 7: "49.0" and booleans in numeric fields were applied
+    raw = orjson.dumps({**BASE, "type": block, "item_id": "c1", block: bad})
+    result = validate(raw, topic_channel="app", topic_type=block, policy=POLICY)
+    assert isinstance(result, Rejected) and result.reason is Reason.schema_violation
