@@ -88,7 +88,9 @@ async def dead_letter(
     if internal:
         metrics.INTERNAL_DEAD_LETTERS.labels(topic).inc()
     level = logging.ERROR if reason is Reason.processing_error else logging.INFO
-    log.log(level, "dead-letter %s at %s[%d]@%d: %s", reason.value, topic, partition, offset, detail[:300])
+    # a processing error's detail (an exception's repr) may name a user: the log gets its class
+    shown = detail.split("(", 1)[0] if reason is Reason.processing_error else detail[:300]
+    log.log(level, "dead-letter %s at %s[%d]@%d: %s", reason.value, topic, partition, offset, shown)
     rec = record(
         topic=topic,
         partition=partition,

@@ -71,6 +71,12 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=w.web_port,
         web_bind=w.web_host,
         web_enabled=True,
+        # Faust's own pages show raw table values (dedupe records, contact logs, identity links)
+        # and the cluster's routing: off. The service's endpoints are in app/web.py.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         autodiscover=False,
     )
 
@@ -167,7 +173,16 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     commits = web.CommitTracker()
     app.sensors.add(_CommitSensor(commits))
     readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
-    web.register(app, readiness, mirror, store, catalog.items, history=rt.step.history)
+    token = settings.worker.api_token
+    web.register(
+        app,
+        readiness,
+        mirror,
+        store,
+        catalog.items,
+        history=rt.step.history,
+        token=token.get_secret_value() if token else None,
+    )
 
     @app.task
     async def mirror_loop() -> None:

@@ -7,12 +7,21 @@ text), at most ``burst`` records pass in each window of ``window_s`` seconds. Wh
 suppressed records ends, the next record that passes says how many were dropped. Counting is by
 template, so ``"fetch failed for %s"`` is one source however many partitions it names.
 
+:class:`Redact` is the other filter ``nba worker`` installs: at every level, an argument of a
+log call that is raw bytes (a Kafka key or value as Faust and aiokafka log them at debug level:
+user ids, whole payloads) is replaced by its size and a keyed hash (HMAC-SHA-256 under a key
+drawn per process, so a hash correlates lines of one run and reveals nothing). The service's own
+log lines carry no user ids.
+
 Clock: wall time (monotonic), since a log storm is an operational event, not a stream one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -64,11 +73,53 @@ class RateLimit(logging.Filter):
         return False
 
 
+class _Masked(str):
+    """Text that ``%r`` prints as it is (no quotes), so the line reads like the original."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class Redact(logging.Filter):
+    """Replace raw-bytes arguments of every record by ``<N bytes #hash>``.
+
+    >>> f = Redact(key=b"k")
+    >>> args = (b"u:alice", b"{}", 3)
+    >>> r = logging.LogRecord("faust", logging.DEBUG, "", 0, "send k=%r v=%r n=%d", args, None)
+    >>> f.filter(r), r.getMessage()
+    (True, 'send k=<7 bytes #...> v=<2 bytes #...> n=3')
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
+        super().__init__()
+        self.key = key if key is not None else secrets.token_bytes(16)
+
+    def _mask(self, value: object) -> object:
+        if isinstance(value, bytes | bytearray | memoryview):
+            raw = bytes(value)
+            digest = hmac.new(self.key, raw, hashlib.sha256).hexdigest()[:8]
+            return _Masked(f"<{len(raw)} bytes #{digest}>")
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(self._mask(a) for a in args)
+        elif isinstance(args, dict) and args:
+            record.args = {k: self._mask(v) for k, v in args.items()}
+        return True
+
+
 def install(logger: logging.Logger | None = None, **kwargs: float) -> RateLimit:
-    """Put one :class:`RateLimit` on every handler of ``logger`` (the root logger by default)."""
+    """Put one :class:`Redact` and one :class:`RateLimit` on every handler of ``logger`` (the
+    root logger by default)."""
     logger = logger or logging.getLogger()
-    limit = RateLimit(**kwargs)  # type: ignore[arg-type]
+    limit, redact = RateLimit(**kwargs), Redact()  # type: ignore[arg-type]
     for handler in logger.handlers:
+        if not any(isinstance(f, Redact) for f in handler.filters):
+            handler.addFilter(redact)
         if not any(isinstance(f, RateLimit) for f in handler.filters):
             handler.addFilter(limit)
     return limit

@@ -62,6 +62,11 @@ class WorkerSettings(BaseModel):
     )
     heartbeat_interval_s: float = Field(3.0, gt=0, description="Consumer-group heartbeat period (wall).")
     loglevel: str = Field("info", description="debug, info, warning or error.")
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the read endpoints (/users, /items, /segments) require; unset: "
+        "open. /metrics, /healthz and /readyz stay open.",
+    )
     shutdown_timeout_s: float = Field(
         60.0,
         gt=0,

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
@@ -127,6 +129,39 @@ async def update_lag(app: Any) -> None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
 
+def authorised(headers: Mapping[str, str], token: str | None) -> bool:
+    """``True`` when no token is required, or the request carries ``Authorization: Bearer <token>``.
+
+    >>> authorised({}, None), authorised({"Authorization": "Bearer s3"}, "s3"), authorised({}, "s3")
+    (True, True, False)
+    >>> authorised({"Authorization": "Bearer s4"}, "s3"), authorised({"Authorization": "s3"}, "s3")
+    (False, False)
+    """
+    if token is None:
+        return True
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _guarded(token: str | None) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Wrap a read endpoint: 401 without the bearer token (when one is configured)."""
+
+    def wrap(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(handler)
+        async def checked(self: Any, request: Any, **kwargs: Any) -> Any:
+            if not authorised(request.headers, token):
+                return self.json(
+                    {"error": "a bearer token is required"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="nba"'},
+                )
+            return await handler(self, request, **kwargs)
+
+        return checked
+
+    return wrap
+
+
 def _k(request: Any, default: int = 10) -> int:
     try:
         return max(1, min(100, int(request.query.get("k", default))))
@@ -146,10 +181,14 @@ def register(
     store: ModelStore,
     catalog: Mapping[str, CatalogEntry] | None = None,
     history: int = 20,
+    token: str | None = None,
 ) -> None:
     """Attach the endpoints; ``history``: how many of a user's recent items seed their
-    recommendations (the worker's ``StepConfig.history``)."""
+    recommendations (the worker's ``StepConfig.history``); ``token``: the bearer token the read
+    endpoints (users, items, segments) require, if any. ``/metrics``, ``/healthz`` and
+    ``/readyz`` stay open."""
     catalog = catalog if catalog is not None else {}
+    guarded = _guarded(token)
 
     @app.page("/metrics")
     async def prometheus(self: Any, request: Any) -> Any:
@@ -171,6 +210,7 @@ def register(
         return self.json(result, status=200 if result["ready"] else 503)
 
     @app.page("/users/{user_id}")
+    @guarded
     async def user(self: Any, request: Any, user_id: str) -> Any:
         profile = await mirror.read_profile(user_id)
         if profile is None:
@@ -178,6 +218,7 @@ def register(
         return self.json(profile)
 
     @app.page("/users/{user_id}/recommendations")
+    @guarded
     async def recommendations(self: Any, request: Any, user_id: str) -> Any:
         view = await mirror.read_profile(user_id)
         if view is None:
@@ -202,6 +243,7 @@ def register(
         )
 
     @app.page("/items/{item_id}/similar")
+    @guarded
     async def similar(self: Any, request: Any, item_id: str) -> Any:
         k = _k(request)
         neighbours, source = await mirror.similar(item_id, k), "redis"
@@ -220,6 +262,7 @@ def register(
         )
 
     @app.page("/segments")
+    @guarded
     async def segments(self: Any, request: Any) -> Any:
         header = store.headers.get("segmentation")
         if header is None:

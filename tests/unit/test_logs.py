@@ -1,10 +1,11 @@
-"""Rate-limited logs (issue 18, finding 8): an error storm writes a few lines per source."""
+"""Rate-limited logs (issue 18, finding 8): an error storm writes a few lines per source; raw
+bytes (keys, payloads) never reach a log line (finding 10)."""
 
 from __future__ import annotations
 
 import logging
 
-from app.logs import RateLimit, install
+from app.logs import RateLimit, Redact, install
 
 
 def test_a_storm_of_one_template_passes_a_burst_per_window_and_says_what_it_dropped() -> None:
@@ -41,5 +42,20 @@ def test_install_puts_one_filter_on_each_handler() -> None:
         install(logger)
         install(logger)
         assert sum(isinstance(f, RateLimit) for f in handler.filters) == 1
+        assert sum(isinstance(f, Redact) for f in handler.filters) == 1
     finally:
         logger.removeHandler(handler)
+
+
+def test_raw_keys_and_payloads_are_replaced_by_their_size_and_a_keyed_hash() -> None:
+    redact = Redact(key=b"k")
+    args = (b"u:alice", bytearray(b'{"user_id":"alice"}'), "topic", 7)
+    rec = logging.LogRecord(
+        "aiokafka", logging.DEBUG, "", 0, "Sending (key=%r value=%r) to %s %d", args, None
+    )
+    assert redact.filter(rec)
+    text = rec.getMessage()
+    assert "alice" not in text and "<7 bytes #" in text and "<19 bytes #" in text and text.endswith("topic 7")
+    again = logging.LogRecord("aiokafka", logging.DEBUG, "", 0, "k=%r", (b"u:alice",), None)
+    redact.filter(again)
+    assert again.getMessage() == "k=" + text.split("key=")[1].split(" value")[0]  # same id, same hash
