@@ -5,9 +5,9 @@ Promises:
 * every message an agent gives up on gets a record in a dead-letter topic with its reason:
   producer-facing refusals go to ``events.dlq``; errors on the worker's internal topics go to
   ``nba.dlq-internal`` (same contract, :class:`schemas.dlq.DeadLetter`);
-* every record fits the producer limit: an original larger than
-  :data:`schemas.dlq.MAX_ORIGINAL_BYTES` is cut, with its size and SHA-256 kept, and marked not
-  replayable;
+* every record fits the producer limit: an original key and value larger than
+  :data:`schemas.dlq.MAX_ORIGINAL_BYTES` together (or a key over :data:`MAX_KEY_BYTES`) are cut,
+  with the value's size and SHA-256 kept, and marked not replayable;
 * publishing the record is retried; a record that still cannot be published is counted
   (``nba_dlq_send_failures_total``) and logged with its source topic, partition and offset, and
   the stream goes on (the source message stays in its topic until retention).
@@ -28,6 +28,9 @@ from schemas.dlq import MAX_ORIGINAL_BYTES, DeadLetter, Reason
 from schemas.validate import Rejected
 
 log = logging.getLogger(__name__)
+MAX_KEY_BYTES = 4096
+"""The most of an original key a dead letter holds (and the longest key it is published under:
+a longer one is replaced by its SHA-256)."""
 SEND_ATTEMPTS = 6
 """Tries to publish one record, 0.5 s apart doubling (about 15 s in all)."""
 
@@ -51,15 +54,17 @@ def record(
     (True, False, 614400, True)
     """
     original = value or b""
-    truncated = len(original) > MAX_ORIGINAL_BYTES
+    held_key = key[:MAX_KEY_BYTES] if key is not None else None
+    room = MAX_ORIGINAL_BYTES - len(held_key or b"")
+    truncated = len(original) > room or (key is not None and len(key) > MAX_KEY_BYTES)
     return DeadLetter(
         reason=reason,
         detail=detail[:2048],
         topic=topic,
         partition=partition,
         offset=offset,
-        key_b64=base64.b64encode(key[:MAX_ORIGINAL_BYTES]).decode() if key is not None else None,
-        value_b64=base64.b64encode(original[:MAX_ORIGINAL_BYTES]).decode(),
+        key_b64=base64.b64encode(held_key).decode() if held_key is not None else None,
+        value_b64=base64.b64encode(original[:room]).decode(),
         received_at=received_at or datetime.now(UTC),
         original_bytes=len(original),
         original_sha256=hashlib.sha256(original).hexdigest(),
@@ -101,6 +106,8 @@ async def dead_letter(
         detail=detail,
     )
     payload = rec.model_dump_json().encode()
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        key = hashlib.sha256(key).hexdigest().encode()
     pause = 0.5
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:

@@ -17,7 +17,9 @@ from schemas.validate import Rejected
 PRODUCER_LIMIT = 1_000_000  # aiokafka's and Kafka's default max request size
 
 
-@pytest.mark.parametrize("size", [10, MAX_ORIGINAL_BYTES, 900 * 1024, 5 * 1024 * 1024])
+@pytest.mark.parametrize(
+    "size", [10, MAX_ORIGINAL_BYTES - 1, MAX_ORIGINAL_BYTES, 900 * 1024, 5 * 1024 * 1024]
+)
 def test_every_dead_letter_fits_the_producer_limit(size: int) -> None:
     value = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     rec = dlq.record(
@@ -31,10 +33,19 @@ def test_every_dead_letter_fits_the_producer_limit(size: int) -> None:
     )
     assert len(rec.model_dump_json().encode()) < PRODUCER_LIMIT
     assert rec.original_bytes == size and rec.original_sha256 == hashlib.sha256(value).hexdigest()
-    held = base64.b64decode(rec.value_b64)
-    assert rec.truncated is (size > MAX_ORIGINAL_BYTES) and rec.replayable is not rec.truncated
-    assert held == value[:MAX_ORIGINAL_BYTES]
+    held, room = base64.b64decode(rec.value_b64), MAX_ORIGINAL_BYTES - 1  # the 1-byte key shares it
+    assert rec.truncated is (size > room) and rec.replayable is not rec.truncated
+    assert held == value[:room]
     assert DeadLetter.model_validate_json(rec.model_dump_json()) == rec
+
+
+def test_a_huge_key_is_cut_too_and_the_record_still_fits() -> None:
+    key, value = b"k" * (800 * 1024), b"v" * (500 * 1024)
+    rec = dlq.record(
+        topic="t", partition=0, offset=1, key=key, value=value, reason=Reason.oversized, detail="d"
+    )
+    assert len(rec.model_dump_json().encode()) < PRODUCER_LIMIT and rec.truncated and not rec.replayable
+    assert base64.b64decode(rec.key_b64 or "") == key[: dlq.MAX_KEY_BYTES]
 
 
 @dataclass
