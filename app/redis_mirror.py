@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -129,11 +130,19 @@ class RedisMirror:
         await on_lost()
         return True
 
-    async def run(self, interval_s: float, on_lost: Callable[[], Awaitable[object]] | None = None) -> None:
-        """Flush every ``interval_s`` wall seconds; with ``on_lost``, check for lost data first."""
+    async def run(
+        self,
+        interval_s: float,
+        on_lost: Callable[[], Awaitable[object]] | None = None,
+        check_every_s: float = 5.0,
+    ) -> None:
+        """Flush every ``interval_s`` wall seconds; with ``on_lost``, check for lost data first,
+        at most every ``check_every_s`` (one ``EXISTS``, not one per flush)."""
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(interval_s)
-            if on_lost is not None:
+            if on_lost is not None and time.monotonic() - checked >= check_every_s:
+                checked = time.monotonic()
                 await self.check_marker(on_lost)
             await self.flush()
 
