@@ -25,6 +25,7 @@ from app.model_store import ModelStore
 from app.policy_config import PolicyFollower
 from app.redis_mirror import RedisMirror
 from app.rules import setup, step_config, validation_policy
+from app.security import faust_credentials, redis_options
 from app.settings import Settings
 from app.topics import TopicNames
 
@@ -42,18 +43,10 @@ class _CommitSensor(Sensor):  # type: ignore[misc]
 
 def _faust_app(settings: Settings) -> faust.App:
     k, w = settings.kafka, settings.worker
-    credentials = None
-    if k.sasl_mechanism:
-        credentials = faust.SASLCredentials(
-            username=k.sasl_username,
-            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
-            mechanism=k.sasl_mechanism,
-            ssl_context=None,
-        )
     return faust.App(
         w.app_id,
         broker=k.url,
-        broker_credentials=credentials,
+        broker_credentials=faust_credentials(settings),
         store=w.store,
         datadir=str(w.datadir),
         topic_partitions=k.partitions,
@@ -105,10 +98,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     }
     partitions = settings.kafka.partitions
 
-    redis_client = aioredis.Redis.from_url(
-        settings.redis.url,
-        password=settings.redis.password.get_secret_value() if settings.redis.password else None,
-    )
+    redis_client = aioredis.Redis.from_url(settings.redis.url, **redis_options(settings))
     seg = settings.segments
     mirror = RedisMirror(redis_client, settings.redis.key_prefix, seg.n_segments)
     catalog = CatalogCache(names.catalog, client_kwargs(settings))

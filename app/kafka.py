@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.security import kafka_security
 from app.settings import Settings
 from app.topics import TopicSpec, topic_specs
 
@@ -18,16 +19,7 @@ log = logging.getLogger(__name__)
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """Options every aiokafka client of this service uses (bootstrap, security)."""
-    k = settings.kafka
-    kw: dict[str, Any] = {
-        "bootstrap_servers": k.bootstrap,
-        "security_protocol": k.security_protocol,
-    }
-    if k.sasl_mechanism:
-        kw["sasl_mechanism"] = k.sasl_mechanism
-        kw["sasl_plain_username"] = k.sasl_username
-        kw["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
-    return kw
+    return {"bootstrap_servers": settings.kafka.bootstrap, **kafka_security(settings)}
 
 
 @dataclass(frozen=True, slots=True)

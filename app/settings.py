@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.vocabulary import CHANNELS, DAY
@@ -24,10 +24,21 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every topic this service creates.")
     replication: int = Field(1, ge=1, le=16, description="Replication factor of created topics.")
     topic_prefix: str = Field("", description="Prefix of every topic name (isolates environments and tests).")
-    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
-    sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required with SASL_*)."
+    )
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM CA bundle that signs the brokers' certificates (unset: the system's)."
+    )
+    ssl_certfile: Path | None = Field(None, description="PEM client certificate, when brokers require one.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of the client certificate.")
+    ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted ssl_keyfile.")
+    ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names its host.")
     retention_events_ms: int = Field(7 * 86_400_000, description="Ingress and internal topics (wall time).")
     retention_actions_ms: int = Field(7 * 86_400_000, description="marketing.actions (wall time).")
     retention_dlq_ms: int = Field(30 * 86_400_000, description="events.dlq (wall time).")
@@ -39,10 +50,28 @@ class KafkaSettings(BaseModel):
     def url(self) -> str:
         return ";".join(f"kafka://{hp}" for hp in self.bootstrap.split(","))
 
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username, sasl_password")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(f"sasl_mechanism is set but security_protocol is {self.security_protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
+
 
 class RedisSettings(BaseModel):
-    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (no password in it).")
-    password: SecretStr | None = Field(None, description="Redis password.")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis URL (no password in it); rediss://... for TLS."
+    )
+    username: str | None = Field(None, description="Redis ACL user (unset: the default user).")
+    password: SecretStr | None = Field(None, description="Redis password (AUTH).")
+    ssl_ca_certs: Path | None = Field(None, description="rediss://: PEM CA bundle (unset: the system's).")
+    ssl_certfile: Path | None = Field(None, description="rediss://: PEM client certificate, if required.")
+    ssl_keyfile: Path | None = Field(None, description="rediss://: PEM key of the client certificate.")
+    ssl_check_hostname: bool = Field(True, description="rediss://: check the certificate names the host.")
     key_prefix: str = Field("nba:", description="Prefix of every Redis key this service writes.")
     flush_interval_s: float = Field(0.1, gt=0, le=10, description="Mirror flush period (wall time).")
 

@@ -7,6 +7,9 @@
 #   deploy/local/kafka.sh reset    stop and delete the data directory (topics, offsets)
 #
 # Idempotent: `start` on a live broker (ours or anyone's on the same port) reuses it.
+# KAFKA_EXTRA_PROPERTIES names a file appended to the broker's configuration (a later key wins:
+# extra listeners, TLS, SASL); KAFKA_FORMAT_ARGS adds arguments to the storage format (e.g.
+# --add-scram 'SCRAM-SHA-512=[name=u,password=p]'), applied when the data directory is new.
 # Everything lives under deploy/local/.cache (git-ignored) unless NBA_LOCAL_CACHE says otherwise.
 set -euo pipefail
 
@@ -70,6 +73,7 @@ share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 log.retention.check.interval.ms=60000
 PROPS
+  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then cat "$KAFKA_EXTRA_PROPERTIES" >> "$conf"; fi
   cat > "$cache/log4j2.properties" <<'L4J'
 status = warn
 appender.file.type = Console
@@ -99,7 +103,9 @@ format_storage() {
   if [[ -f "$data/meta.properties" ]]; then return 0; fi
   local cluster_id; cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
   log "formatting storage in $data (cluster $cluster_id)"
-  java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" --ignore-formatted >>"$cache/format.log" 2>&1
+  local extra=(); read -r -a extra <<< "${KAFKA_FORMAT_ARGS:-}"
+  java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" --ignore-formatted "${extra[@]}" \
+    >>"$cache/format.log" 2>&1
 }
 
 wait_ready() {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 from collections import Counter
 
 import orjson
 
 from app.demo import demo_events
+from models.profile import Profile
 from tests.integration.conftest import Deployment, consume, produce, profile, wait_for
 
 CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
@@ -17,6 +19,22 @@ CHANNELS = ("app", "web", "wechat", "weibo", "douyin", "zhihu")
 
 async def _past(progress, target: float) -> bool:  # type: ignore[no-untyped-def]
     return await progress() >= target
+
+
+async def _where_lost(dep: Deployment, short: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per short user: events in the profile table's changelog (the worker's state, whatever
+    Redis holds) and distinct events on the repartition topic (what the ingest agent passed on)."""
+    tables: dict[str, int] = {}
+    for r in await consume(dep.bootstrap, f"{dep.app_id}-profiles-changelog", until=10**9, timeout=8):
+        user = r.key.decode().removeprefix("u:")
+        if user in short and r.value is not None:
+            tables[user] = Profile.loads(r.value).events
+    seen: dict[str, set[bytes]] = {u: set() for u in short}
+    for r in await consume(dep.bootstrap, dep.topic("nba.user-stream"), until=10**9, timeout=8):
+        for user in short:
+            for m in re.finditer(rb'"(' + user.encode() + rb'-\d+)"', r.value or b""):
+                seen[user].add(m.group(1))
+    return tables, {u: len(ids) for u, ids in seen.items()}
 
 
 async def test_sigkill_three_times_then_counts_equal_distinct_events(
@@ -76,8 +94,11 @@ async def test_sigkill_three_times_then_counts_equal_distinct_events(
                 event_id = orjson.loads(r.value)["event_id"]
                 if event_id.rsplit("-", 1)[0] in short:
                     where.append(f"{event_id} {topic.split('.', 1)[1]}[{r.partition}]@{r.offset}")
+        tables, streamed = await _where_lost(dep, set(short))
         raise AssertionError(
             f"{exc}\nkills at {at_kill} of {total}\nanonymous profiles: {anon}\n"
+            f"events in the profiles table's changelog: {tables}\n"
+            f"distinct events on nba.user-stream: {streamed}\n"
             f"their events on the broker: {sorted(where)}\n"
             f"worker log tail:\n{worker.log.read_text()[-3000:]}"
         ) from None

@@ -18,7 +18,8 @@ MODULES = sorted(
         for package in (models, schemas)
         for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}.")
     ]
-    + ["agents.dlq", "agents.ingest", "app.logs", "app.web"]  # the worker-side modules with examples
+    # the worker-side modules with examples
+    + ["agents.dlq", "agents.ingest", "app.logs", "app.security", "app.web"]
 )
 
 
