@@ -38,6 +38,8 @@ stop: ## Stop the worker started by `make run` (services keep running)
 	deploy/local/run.sh stop
 
 test: install services ## The whole suite: unit and integration tests on the real broker and Redis
+	@command -v openssl >/dev/null || { S=$$([ "$$(id -u)" -ne 0 ] && echo sudo); \
+	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq openssl; }
 	$(BIN)/pytest tests/unit tests/integration -q
 
 test-unit: install ## Fast unit tests only (no services, without the slow simulator tests)
