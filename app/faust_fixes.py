@@ -306,4 +306,6 @@ async def _fetch_again(self: Any, offsets: dict[Any, int]) -> None:
         try:
             await self._thread.seek_wait(mine)
         except Exception as exc:  # a rebalance took the partition meanwhile: it restarts from its commit
-            log.info("not fetching %d partitions again (%r)", len(mine), exc)
+            # a warning: if the partition is still ours, its undelivered records wait for the next
+            # rebalance, and its commits stop at the first of them (see issue 18, finding 9)
+            log.warning("not fetching %d partitions again (%r)", len(mine), exc)

@@ -9,6 +9,7 @@ import signal
 from collections import Counter
 
 import orjson
+import pytest
 
 from app.demo import demo_events
 from models.profile import Profile
@@ -26,7 +27,7 @@ async def _where_lost(dep: Deployment, short: set[str]) -> tuple[dict[str, int],
     Redis holds) and distinct events on the repartition topic (what the ingest agent passed on)."""
     tables: dict[str, int] = {}
     for r in await consume(dep.bootstrap, f"{dep.app_id}-profiles-changelog", until=10**9, timeout=8):
-        user = r.key.decode().removeprefix("u:")
+        user = r.key.decode().rsplit(":", 1)[-1]
         if user in short and r.value is not None:
             tables[user] = Profile.loads(r.value).events
     seen: dict[str, set[bytes]] = {u: set() for u in short}
@@ -37,6 +38,7 @@ async def _where_lost(dep: Deployment, short: set[str]) -> tuple[dict[str, int],
     return tables, {u: len(ids) for u, ids in seen.items()}
 
 
+@pytest.mark.timeout(600)  # a failure spends ~2 min saying where the lost events are
 async def test_sigkill_three_times_then_counts_equal_distinct_events(
     deployment: Deployment, redis_client
 ) -> None:
