@@ -101,9 +101,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     redis_client = aioredis.Redis.from_url(settings.redis.url, **redis_options(settings))
     seg = settings.segments
     mirror = RedisMirror(redis_client, settings.redis.key_prefix, seg.n_segments)
-    catalog = CatalogCache(names.catalog, client_kwargs(settings))
+    kafka = client_kwargs(settings)  # one TLS context for every client outside Faust
+    catalog = CatalogCache(names.catalog, kafka)
     models = setup(settings)
-    store = ModelStore(names.models, client_kwargs(settings), prepare=models.serve)
+    store = ModelStore(names.models, kafka, prepare=models.serve)
     t = settings.time
 
     def table(name: str) -> Any:
@@ -142,7 +143,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         due=JsonTable(table("due")),
         erased=table("erased"),
         sync_models=store.sync,
-        read_training=functools.partial(read_range, names.training, 0, client_kwargs=client_kwargs(settings)),
+        read_training=functools.partial(read_range, names.training, 0, client_kwargs=kafka),
         policy_ready=asyncio.Event(),
         erase_salt=models.erase_salt,
         catalog=catalog.items,
@@ -162,7 +163,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     commits = web.CommitTracker()
     app.sensors.add(_CommitSensor(commits))
-    readiness = web.Readiness(app, client_kwargs(settings), mirror, commits)
+    readiness = web.Readiness(app, kafka, mirror, commits)
     token = settings.worker.api_token
     web.register(
         app,
@@ -195,7 +196,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def policy_loop() -> None:
         await _forever(
             "policy reader",
-            lambda: follow(names.config, client_kwargs(settings), policy.apply, caught_up=rt.policy_ready),
+            lambda: follow(names.config, kafka, policy.apply, caught_up=rt.policy_ready),
         )
 
     @app.task

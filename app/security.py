@@ -30,6 +30,7 @@ from typing import Any
 import faust
 from aiokafka.helpers import create_ssl_context
 from faust.types.auth import CredentialsT
+from pydantic import SecretStr
 
 from app.settings import KafkaSettings, Settings
 
@@ -40,33 +41,41 @@ def kafka_ssl_context(k: KafkaSettings) -> ssl.SSLContext:
         cafile=str(k.ssl_cafile) if k.ssl_cafile else None,
         certfile=str(k.ssl_certfile) if k.ssl_certfile else None,
         keyfile=str(k.ssl_keyfile) if k.ssl_keyfile else None,
-        password=k.ssl_key_password.get_secret_value() if k.ssl_key_password else None,
+        password=_secret(k.ssl_key_password),
     )
     context.check_hostname = k.ssl_check_hostname
     return context
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _context(k: KafkaSettings) -> ssl.SSLContext | None:
+    return kafka_ssl_context(k) if k.security_protocol in ("SSL", "SASL_SSL") else None
 
 
 def kafka_security(settings: Settings) -> dict[str, Any]:
     """aiokafka keyword arguments for the configured protocol (secrets in clear: never log them)."""
     k = settings.kafka
     kw: dict[str, Any] = {"security_protocol": k.security_protocol}
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        kw["ssl_context"] = kafka_ssl_context(k)
+    if (context := _context(k)) is not None:
+        kw["ssl_context"] = context
     if k.sasl_mechanism:
         kw["sasl_mechanism"] = k.sasl_mechanism
         kw["sasl_plain_username"] = k.sasl_username
-        kw["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+        kw["sasl_plain_password"] = _secret(k.sasl_password)
     return kw
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """Faust's credentials for the same options (``None``: plain text)."""
     k = settings.kafka
-    context = kafka_ssl_context(k) if k.security_protocol in ("SSL", "SASL_SSL") else None
+    context = _context(k)
     if k.sasl_mechanism:
         return faust.SASLCredentials(
             username=k.sasl_username,
-            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            password=_secret(k.sasl_password),
             mechanism=k.sasl_mechanism,
             ssl_context=context,
         )
@@ -79,7 +88,7 @@ def redis_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``redis.asyncio.Redis.from_url`` besides the URL."""
     r = settings.redis
     kw: dict[str, Any] = {
-        "password": r.password.get_secret_value() if r.password else None,
+        "password": _secret(r.password),
         "username": r.username,
     }
     if r.url.startswith("rediss://"):
