@@ -52,6 +52,17 @@
     records) are gaps. A partition is committed only when its run of acked-or-gap offsets
     starts exactly at its committed offset (or, before its first commit, at the first offset
     read since the assignment).
+
+``ack_only_processed`` also re-fetches a stranded partition head
+    Under CPU starvation a partition's commit was seen stuck for minutes (issue 18, finding 9):
+    offsets 31 and 32 had been fetched and later offsets acked, but nothing would ever ack 31
+    and 32 (no message of theirs in flight), so no commit passed them and a crash re-fed every
+    later event. Whichever path dropped them (an ack skipped with no seek after it, a failed
+    seek), the state is recognisable and repairable: the fetch loop checks every few seconds,
+    and a partition whose head (its committed offset) has been delivered but is not acked, with
+    no message of the partition in flight (queued for its stream or dequeued and not acked), at
+    two checks in a row in one generation, is fetched again from its committed offset. The
+    re-fetched copies of acked messages are dropped by event-id deduplication.
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import types
 from typing import Any
 
@@ -70,6 +82,7 @@ from faust.utils.functional import consecutive_numbers
 from mode.utils.futures import notify
 
 _POLL_S = 1.0
+_STRANDED_CHECK_S = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -185,14 +198,79 @@ def committable_offset(acked: list[int], committed: int | None) -> int | None:
     return int(next(consecutive_numbers(acked))[-1]) + 1
 
 
+def stranded_head(
+    committed: int | None, delivered: int | None, head_acked: bool, in_flight: bool
+) -> int | None:
+    """The committed offset if no one will ever ack it, else ``None``.
+
+    It is stranded when the fetch loop has delivered it or a later record (``delivered``, the
+    last offset it delivered, is at or past it), it is not acked, and no message of the
+    partition is in flight (queued for the stream, or dequeued and not acked): every delivered
+    record is acked or was dropped, and it was dropped."""
+    if committed is None or delivered is None or delivered < committed or head_acked or in_flight:
+        return None
+    return committed
+
+
+def _in_flight(self: Any) -> set[Any]:
+    """The partitions with a message queued for a stream or dequeued and not acked yet."""
+    busy = {m.tp for m in list(self._unacked_messages) if not m.acked}
+    for channels in list(self.app.topics._topic_name_index.values()):
+        for channel in list(channels):
+            queue = getattr(channel, "queue", None)
+            for event in list(getattr(queue, "_queue", ())):
+                message = getattr(event, "message", None)
+                if message is not None:
+                    busy.add(message.tp)
+    return busy
+
+
+async def _refetch_stranded(self: Any) -> None:
+    """Fetch again every partition whose head was stranded at this check and at the last one."""
+    generation = self.app.consumer_generation_id
+    busy = _in_flight(self)
+    now: dict[Any, tuple[int, int]] = {}
+    for tp in self.assignment():
+        committed = self.nba_head(tp)
+        acked = committed is not None and (
+            committed in self._acked_index[tp] or bool(self._gap[tp].overlaps(committed))
+        )
+        head = stranded_head(committed, self.nba_delivered.get(tp), acked, tp in busy)
+        if head is not None:
+            now[tp] = (generation, head)
+    again = {tp: key[1] for tp, key in now.items() if self.nba_stranded.get(tp) == key}
+    self.nba_stranded = {tp: key for tp, key in now.items() if tp not in again}
+    if again:
+        log.warning("fetching again %d partitions whose next offset was never acked", len(again))
+        for tp in again:
+            self.nba_delivered.pop(tp, None)  # set again when a record is delivered
+        await _fetch_again(self, again)
+
+
 def _patch_offsets(consumer: Any) -> None:
     _record_spans()
     consumer.nba_base = {}  # tp -> first offset read since assignment, while nothing is committed
+    consumer.nba_stranded = {}  # tp -> (generation, head offset) stranded at the last check
+    consumer.nba_delivered = {}  # tp -> offset of the last record the fetch loop delivered
+
+    consumer.nba_pending = {}  # tp -> offset taken out of the ack list for a commit (maybe failed)
+
+    def head(tp: Any) -> int | None:
+        """The next offset a commit must pass: the committed one, or a later one whose acks were
+        already taken for a commit that may have failed (a failed commit leaves Faust's
+        committed offset behind; without this the partition never committed again)."""
+        committed = consumer._committed_offset[tp]
+        base = committed if committed is not None else consumer.nba_base.get(tp)
+        pending = consumer.nba_pending.get(tp)
+        return int(pending) if pending is not None and (base is None or pending > base) else base
 
     def new_offset(tp: Any) -> int | None:
         acked, index = consumer._acked[tp], consumer._acked_index[tp]
+        committed, base = consumer._committed_offset[tp], head(tp)
+        pending: int | None = consumer.nba_pending.get(tp)
+        retry = pending if pending is not None and (committed is None or pending > committed) else None
         if not acked:
-            return None
+            return retry
         gaps = consumer._gap[tp]
         if gaps:  # count the log's gaps below the highest ack as acked, as Faust does
             gaps.merge_overlaps()
@@ -204,21 +282,26 @@ def _patch_offsets(consumer: Any) -> None:
             if spans:
                 gaps.chop(0, max(iv.end for iv in spans))
         acked.sort()
-        committed = consumer._committed_offset[tp]
-        offset = committable_offset(acked, committed if committed is not None else consumer.nba_base.get(tp))
-        if offset is not None:
-            done = [o for o in acked if o < offset]
-            acked[: len(done)] = []
-            index.difference_update(done)
+        offset = committable_offset(acked, base)
+        if offset is None:
+            return retry
+        done = [o for o in acked if o < offset]
+        acked[: len(done)] = []
+        index.difference_update(done)
+        consumer.nba_pending[tp] = offset
         return offset
 
     assigned = consumer.on_partitions_assigned
 
     async def on_partitions_assigned(tps: Any, generation_id: int = 0) -> None:
         consumer.nba_base.clear()
+        consumer.nba_delivered.clear()  # Faust's read offsets are set by seeks too: not a delivery
+        consumer.nba_stranded.clear()
+        consumer.nba_pending.clear()
         await assigned(tps, generation_id)
 
     consumer._new_offset = new_offset
+    consumer.nba_head = head
     consumer.on_partitions_assigned = on_partitions_assigned
     consumer._drain_messages = types.MethodType(_drain_messages, consumer)
 
@@ -243,9 +326,14 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
     commit_every = self._commit_every
+    next_check = time.monotonic() + _STRANDED_CHECK_S  # a liveness rule: the process's clock
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             self.diag.set_flag(CONSUMER_FETCHING)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + _STRANDED_CHECK_S
+                if self.flow_active and not self.should_stop:
+                    await _refetch_stranded(self)
             records, active = await self._wait_next_records(1.0)
             if records is None or self.should_stop:
                 continue
@@ -277,6 +365,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     undelivered[tp] = record.offset
                 else:
                     self._read_offset[tp] = record.offset  # read by Faust's monitor only
+                    self.nba_delivered[tp] = record.offset
             if undelivered and self.app.consumer_generation_id == generation:
                 await _fetch_again(self, undelivered)
             self.diag.unset_flag(CONSUMER_FETCHING)

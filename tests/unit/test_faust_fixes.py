@@ -1,17 +1,26 @@
 """Faust work-arounds (app.faust_fixes): the producer buffer drains completely before a commit,
 the ack of a message a stream skipped never becomes committable, and no commit runs past the
-next message to process (gaps come only from offsets the fetch read without a record)."""
+next message to process (gaps come only from offsets the fetch read without a record), and a
+partition head that no one will ack is fetched again."""
 
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any
 
 import faust
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from app.faust_fixes import ack_only_processed, committable_offset, drain_before_commit, log_gaps
+from app.faust_fixes import (
+    _refetch_stranded,
+    ack_only_processed,
+    committable_offset,
+    drain_before_commit,
+    log_gaps,
+    stranded_head,
+)
 
 
 async def _fill_slow_buffer(app: faust.App, n: int, per_message_s: float) -> Any:
@@ -135,6 +144,23 @@ def test_log_gaps_fill_the_run_but_never_a_message_that_was_read() -> None:
     assert consumer._new_offset(tp) is None
 
 
+def test_a_failed_commit_does_not_stop_a_partition_from_committing_again() -> None:
+    consumer = _fixed_consumer("t-failed-commit")
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp].extend([10, 11, 12])
+    consumer._acked_index[tp].update([10, 11, 12])
+    assert consumer._new_offset(tp) == 13  # the acks up to 12 are taken for this commit...
+    # ...which raises (the broker is away): Faust's committed offset stays at 10
+    assert consumer._new_offset(tp) == 13  # nothing new: the same commit is tried again
+    consumer._acked[tp].extend([13, 14])
+    consumer._acked_index[tp].update([13, 14])
+    assert consumer._new_offset(tp) == 15  # before the fix: None for ever (10 is not acked)
+    consumer._committed_offset[tp] = 15
+    assert consumer._new_offset(tp) is None
+    assert consumer.nba_head(tp) == 15
+
+
 class _Record:
     def __init__(self, offset: int) -> None:
         self.offset = offset
@@ -219,3 +245,57 @@ def test_a_fetch_notes_its_gaps_and_the_first_offset_read() -> None:
     _note_gaps(consumer, tp, batch)
     assert consumer.nba_base[tp] == 4
     assert sorted((iv.begin, iv.end) for iv in consumer._gap[tp]) == [(4, 5), (6, 7), (8, 9)]
+
+
+def test_a_head_is_stranded_when_delivered_not_acked_and_nothing_in_flight() -> None:
+    assert stranded_head(31, 97, False, False) == 31  # issue 18, finding 9: fetched, never acked
+    assert stranded_head(31, 31, False, False) == 31
+    assert stranded_head(31, 97, False, True) is None  # a message is on its way to the stream
+    assert stranded_head(31, 97, True, False) is None  # the head is acked: committable
+    assert stranded_head(31, 30, False, False) is None  # not delivered yet
+    assert stranded_head(31, None, False, False) is None
+    assert stranded_head(None, 5, False, False) is None  # nothing committed yet: not this rule
+
+
+class _Seeks:
+    def __init__(self) -> None:
+        self.calls: list[dict[TP, int]] = []
+
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        self.calls.append(dict(offsets))
+
+
+class _NoGaps:
+    def overlaps(self, offset: int) -> bool:
+        return False
+
+
+async def test_a_stranded_partition_is_fetched_again_after_two_checks_in_one_generation() -> None:
+    tp, other = TP("t", 0), TP("t", 1)
+    queued = types.SimpleNamespace(message=types.SimpleNamespace(tp=other))
+    channel = types.SimpleNamespace(queue=types.SimpleNamespace(_queue=[queued]))
+    consumer = types.SimpleNamespace(
+        app=types.SimpleNamespace(
+            consumer_generation_id=3, topics=types.SimpleNamespace(_topic_name_index={"t": [channel]})
+        ),
+        _unacked_messages=set(),
+        _acked_index={tp: {33, 34}, other: set()},
+        _gap={tp: _NoGaps(), other: _NoGaps()},
+        _committed_offset={tp: 31, other: 7},
+        nba_delivered={tp: 97, other: 9},  # other's head waits in its stream's queue
+        nba_stranded={},
+        nba_head=lambda tp: {TP("t", 0): 31, TP("t", 1): 7}[tp],
+        _thread=_Seeks(),
+        assignment=lambda: {tp, other},
+    )
+    await _refetch_stranded(consumer)
+    assert consumer._thread.calls == []  # once could be a message on its way: wait a check
+    await _refetch_stranded(consumer)
+    assert consumer._thread.calls == [{tp: 31}]
+    assert tp not in consumer.nba_delivered  # until the re-fetched head is delivered
+    consumer.nba_delivered[tp] = 40
+    await _refetch_stranded(consumer)  # fetched again: the count starts over
+    assert consumer._thread.calls == [{tp: 31}]
+    consumer.app.consumer_generation_id = 4  # a rebalance in between: not the same stranding
+    await _refetch_stranded(consumer)
+    assert consumer._thread.calls == [{tp: 31}]
