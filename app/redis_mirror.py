@@ -9,10 +9,13 @@ Keys: ``{prefix}profile:{canonical}`` (JSON); canonical is ``u:<user_id>`` or ``
 ``{prefix}similar:{item}``: the item's top-K neighbours (sorted set, score = blended similarity),
 rewritten by the learner after each similarity snapshot for the items whose counts changed.
 ``{prefix}mirror:alive:{token}``: this worker process's marker (a random token), written with
-every flush, expiring after 7 days without one. When it is gone while the worker has written
-before (a ``FLUSHALL``, a Redis restarted without its data), the mirror calls its
-``on_lost`` hook (the worker re-mirrors every profile it owns) and reports ``resyncing`` until
-that copy is flushed; ``/readyz`` is not ready meanwhile.
+every flush, expiring after 7 days without one. Every flush asks whether it is still there in
+the same round trip, before writing it again (and an idle mirror asks every few seconds): when
+it is gone while the worker has written before (a ``FLUSHALL``, a Redis restarted without its
+data), the mirror calls its ``on_lost`` hook (the worker re-mirrors every profile it owns) and
+reports ``resyncing`` until that copy is flushed; ``/readyz`` is not ready meanwhile. (A flush
+that rewrote the marker without asking would hide a loss between two checks: the profiles not
+written since would stay missing, as the fault suite found under load.)
 ``{prefix}segment:{id}``: the set of canonical users in segment ``id`` (a user is added to their
 segment and removed from every other in the same pipeline, so redelivered writes are harmless;
 a merged anonymous profile belongs to none). ``GET /segments`` reads the sizes with ``SCARD``.
@@ -49,6 +52,8 @@ class RedisMirror:
         """A flush has written the marker since this worker started."""
         self.resyncing = False
         """Redis lost its data; the re-mirrored profiles are not all flushed yet."""
+        self.lost = False
+        """A flush found the marker gone: Redis lost its data since the flush before."""
 
         self.marker_key = f"{prefix}mirror:alive:{secrets.token_hex(8)}"
         """Per process, so that one worker's marker never hides another worker's loss."""
@@ -81,11 +86,13 @@ class RedisMirror:
         if not self._dirty:
             return 0
         batch, self._dirty = self._dirty, {}
+        marker_was_there = True
         try:
             items = list(batch.items())
             for start in range(0, len(items), _CHUNK):
                 async with self.client.pipeline(transaction=False) as pipe:
                     if start == 0:
+                        pipe.exists(self.marker_key)
                         pipe.set(self.marker_key, b"1", ex=_MARKER_TTL_S)
                     for canonical, value in items[start : start + _CHUNK]:
                         if value is None:  # erased: the profile and every segment membership
@@ -102,7 +109,9 @@ class RedisMirror:
                                 pipe.sadd(self.segment_key(i), canonical)
                             else:
                                 pipe.srem(self.segment_key(i), canonical)
-                    await pipe.execute()
+                    results = await pipe.execute()
+                    if start == 0:
+                        marker_was_there = bool(results[0])
         except Exception as exc:
             metrics.MIRROR_ERRORS.inc()
             log.warning("redis mirror flush of %d profiles failed (will retry): %r", len(batch), exc)
@@ -110,20 +119,26 @@ class RedisMirror:
             self._dirty = batch
             return 0
         metrics.MIRROR_FLUSHES.inc()
+        if self.written and not marker_was_there and not self.resyncing:
+            self.lost = True
+        elif not self.lost:
+            self.resyncing = False
         self.written = True
-        self.resyncing = False
         return len(batch)
 
     async def check_marker(self, on_lost: Callable[[], Awaitable[object]]) -> bool:
-        """``True`` (and ``on_lost`` called) when Redis lost what this worker wrote."""
+        """``True`` (and ``on_lost`` called) when Redis lost what this worker wrote: found by
+        the last flush, or by asking now."""
         if not self.written or self.resyncing:
             return False
-        try:
-            alive = await self.client.exists(self.marker_key)
-        except Exception:
-            return False  # Redis is down: the flush's errors say so; check again when it is back
-        if alive:
-            return False
+        if not self.lost:
+            try:
+                alive = await self.client.exists(self.marker_key)
+            except Exception:
+                return False  # Redis is down: the flush's errors say so; check again when it is back
+            if alive:
+                return False
+        self.lost = False
         metrics.REDIS_ERRORS.labels("data_lost").inc()
         log.warning("redis lost the mirrored profiles (marker gone): re-mirroring this worker's profiles")
         self.resyncing = True
@@ -141,7 +156,7 @@ class RedisMirror:
         checked = time.monotonic()
         while True:
             await asyncio.sleep(interval_s)
-            if on_lost is not None and time.monotonic() - checked >= check_every_s:
+            if on_lost is not None and (self.lost or time.monotonic() - checked >= check_every_s):
                 checked = time.monotonic()
                 await self.check_marker(on_lost)
             await self.flush()
