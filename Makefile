@@ -42,6 +42,10 @@ test: install services ## The whole suite: unit and integration tests on the rea
 	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq openssl; }
 	$(BIN)/pytest tests/unit tests/integration -q
 
+faults: install ## Fault suite: 20 seeded runs + 100,000 fuzzed messages (bench/results/faults.json, fuzz.json)
+	$(BIN)/python -m tests.faults.suite --runs 20 --out bench/results/faults.json
+	$(BIN)/python -m tests.faults.fuzz --n 100000 --out bench/results/fuzz.json
+
 test-unit: install ## Fast unit tests only (no services, without the slow simulator tests)
 	$(BIN)/pytest tests/unit -q -m "not slow"
 
@@ -70,4 +74,4 @@ clean: ## Remove build and test leftovers (keeps .venv and the Kafka jars)
 	rm -rf var build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install services services-stop topics run stop test test-unit test-slow lint format schemas readme bench clean
+.PHONY: help install services services-stop topics run stop test faults test-unit test-slow lint format schemas readme bench clean
