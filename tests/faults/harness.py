@@ -282,28 +282,24 @@ async def sigstop(c: Ctx) -> str:
     return f"stopped {pause:.1f}s"
 
 
-async def broker_stop(c: Ctx) -> str:
-    down = c.rng.uniform(8, 15)
-    await asyncio.to_thread(c.services.broker_stop)
+async def _outage(stop: Callable[[], None], start: Callable[[], None], down: float) -> str:
+    """Stop a dependency, leave it down for ``down`` seconds, start it again."""
+    await asyncio.to_thread(stop)
     await asyncio.sleep(down)
-    await asyncio.to_thread(c.services.broker_start)
+    await asyncio.to_thread(start)
     return f"down {down:.1f}s"
+
+
+async def broker_stop(c: Ctx) -> str:
+    return await _outage(c.services.broker_stop, c.services.broker_start, c.rng.uniform(8, 15))
 
 
 async def broker_kill(c: Ctx) -> str:
-    down = c.rng.uniform(2, 8)
-    await asyncio.to_thread(c.services.broker_kill)
-    await asyncio.sleep(down)
-    await asyncio.to_thread(c.services.broker_start)
-    return f"down {down:.1f}s"
+    return await _outage(c.services.broker_kill, c.services.broker_start, c.rng.uniform(2, 8))
 
 
-async def redis_stop(c: Ctx) -> str:
-    down = c.rng.uniform(10, 20)
-    await asyncio.to_thread(c.services.redis_stop)
-    await asyncio.sleep(down)
-    await asyncio.to_thread(c.services.redis_start)  # no persistence: it comes back empty
-    return f"down {down:.1f}s"
+async def redis_stop(c: Ctx) -> str:  # no persistence: Redis comes back empty
+    return await _outage(c.services.redis_stop, c.services.redis_start, c.rng.uniform(10, 20))
 
 
 async def redis_flush(c: Ctx) -> str:

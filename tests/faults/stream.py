@@ -88,15 +88,21 @@ def known_stream(seed: int, users: int, events_per_user: int, tag: str) -> list[
     return out
 
 
+def _bad_base(rng: random.Random, event_id: str, uid: str) -> tuple[str, dict[str, Any]]:
+    """A lane, and an event body for it that a bad input then breaks or pads."""
+    topic = LANES[rng.randrange(PARTITIONS)]
+    _, channel, etype = topic.split(".")
+    body = {"event_id": event_id, "type": etype, "channel": channel, "user_id": uid,
+            "item_id": "item-001", "occurred_at": START.isoformat()}  # fmt: skip
+    return topic, body
+
+
 def poison(rng: random.Random, n: int, tag: str) -> list[Input]:
     """Malformed records on the lanes: each one must end in the DLQ with one of its reasons."""
     out = []
     for i in range(n):
-        topic = LANES[rng.randrange(PARTITIONS)]
-        _, channel, etype = topic.split(".")
         uid = f"p{tag}-{i}"
-        base = {"event_id": f"bad-{tag}-{i}", "type": etype, "channel": channel, "user_id": uid,
-                "item_id": "item-001", "occurred_at": START.isoformat()}  # fmt: skip
+        topic, base = _bad_base(rng, f"bad-{tag}-{i}", uid)
         kind = i % 6
         if kind == 0:
             value, why = b"{not json", ("invalid_json",)
@@ -123,10 +129,8 @@ def oversized(rng: random.Random, n: int, tag: str) -> list[Input]:
     """Records of about 900 KiB (finding 2): over the ingress limit, under the broker's 1 MB."""
     out = []
     for i in range(n):
-        topic = LANES[rng.randrange(PARTITIONS)]
-        _, channel, etype = topic.split(".")
-        body = {"event_id": f"big-{tag}-{i}", "type": etype, "channel": channel, "user_id": f"b{tag}-{i}",
-                "item_id": "item-001", "occurred_at": START.isoformat(), "pad": "x" * 900_000}  # fmt: skip
+        topic, body = _bad_base(rng, f"big-{tag}-{i}", f"b{tag}-{i}")
+        body["pad"] = "x" * 900_000
         out.append(Input(topic, f"b{tag}-{i}".encode(), orjson.dumps(body), None, None, None, ("oversized",)))
     return out
 
